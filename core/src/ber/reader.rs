@@ -8,7 +8,7 @@ use super::{DecodeError, DecodeErrorKind, decode_i64, tag};
 /// reader confined to that element's contents; [`Reader::finish`] then checks
 /// that nothing was left unread. Offsets in errors are relative to the
 /// outermost buffer, so a failure deep inside a datagram still says where.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reader<'a> {
     rest: &'a [u8],
     /// Offset of `rest[0]` in the outermost buffer.

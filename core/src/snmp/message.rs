@@ -3,7 +3,7 @@
 
 use super::encode_into;
 use super::pdu::Pdus;
-use super::v3::V3Message;
+use super::v3::{ScopedPdu, ScopedPduData, V3Message};
 use super::varbind::{VarBind, VarBinds};
 use crate::ber::{
     DecodeError, DecodeErrorKind, EncodeError, Reader, Writer, decode_i64, tag, tlv_len,
@@ -85,6 +85,41 @@ impl<'a, L> Message<'a, L> {
         match self {
             Message::Community(m) => m.version,
             Message::V3(_) => Version::V3,
+        }
+    }
+
+    /// The varbind list, unless the message carries an encrypted scoped PDU.
+    pub fn varbinds(&self) -> Option<&L> {
+        match self {
+            Message::Community(m) => Some(m.pdu.varbinds()),
+            Message::V3(m) => match &m.data {
+                ScopedPduData::Plaintext(s) => Some(&s.pdu.varbinds),
+                ScopedPduData::Encrypted(_) => None,
+            },
+        }
+    }
+
+    /// The same message with its varbind list replaced; with a slice of
+    /// varbinds this turns a decoded message into one that encodes.
+    pub fn map_varbinds<M>(self, f: impl FnOnce(L) -> M) -> Message<'a, M> {
+        match self {
+            Message::Community(m) => Message::Community(CommunityMessage {
+                version: m.version,
+                community: m.community,
+                pdu: m.pdu.map_varbinds(f),
+            }),
+            Message::V3(m) => Message::V3(V3Message {
+                header: m.header,
+                security_parameters: m.security_parameters,
+                data: match m.data {
+                    ScopedPduData::Plaintext(s) => ScopedPduData::Plaintext(ScopedPdu {
+                        context_engine_id: s.context_engine_id,
+                        context_name: s.context_name,
+                        pdu: s.pdu.map_varbinds(f),
+                    }),
+                    ScopedPduData::Encrypted(b) => ScopedPduData::Encrypted(b),
+                },
+            }),
         }
     }
 }

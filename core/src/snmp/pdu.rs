@@ -151,6 +151,18 @@ impl<L> Pdu<L> {
         self.error_index
     }
 
+    /// The same PDU with its varbind list replaced (e.g. a decoded list by a
+    /// slice of checked varbinds, to encode it again).
+    pub fn map_varbinds<M>(self, f: impl FnOnce(L) -> M) -> Pdu<M> {
+        Pdu {
+            ty: self.ty,
+            request_id: self.request_id,
+            error_status: self.error_status,
+            error_index: self.error_index,
+            varbinds: f(self.varbinds),
+        }
+    }
+
     /// The error-status as a known value, if it is one.
     pub fn status(&self) -> Option<ErrorStatus> {
         ErrorStatus::from_i32(self.error_status)
@@ -176,12 +188,15 @@ impl<'a> Pdu<VarBinds<'a>> {
 
     /// Decodes a PDU that must not be a v1 Trap (as in a v3 scoped PDU).
     pub(crate) fn decode(r: &mut Reader<'a>) -> Result<Self, DecodeError> {
-        match Pdus::decode(r)? {
-            Pdus::Pdu(p) => Ok(p),
-            Pdus::TrapV1(t) => Err(DecodeError::new(
-                DecodeErrorKind::UnknownPduType(PduType::TrapV1.tag()),
-                t.offset,
+        let tlv = r.read_tlv()?;
+        match PduType::from_tag(tlv.tag) {
+            Some(PduType::TrapV1) | None => Err(DecodeError::new(
+                DecodeErrorKind::UnknownPduType(tlv.tag),
+                tlv.offset,
             )),
+            Some(ty) => {
+                Self::decode_contents(ty, Reader::with_offset(tlv.content, tlv.content_offset))
+            }
         }
     }
 }
@@ -298,6 +313,22 @@ impl<'a, L> Pdus<'a, L> {
         match self {
             Pdus::Pdu(p) => &p.varbinds,
             Pdus::TrapV1(t) => &t.varbinds,
+        }
+    }
+
+    /// The same PDU with its varbind list replaced.
+    pub fn map_varbinds<M>(self, f: impl FnOnce(L) -> M) -> Pdus<'a, M> {
+        match self {
+            Pdus::Pdu(p) => Pdus::Pdu(p.map_varbinds(f)),
+            Pdus::TrapV1(t) => Pdus::TrapV1(TrapV1 {
+                enterprise: t.enterprise,
+                agent_addr: t.agent_addr,
+                generic_trap: t.generic_trap,
+                specific_trap: t.specific_trap,
+                time_stamp: t.time_stamp,
+                varbinds: f(t.varbinds),
+                offset: t.offset,
+            }),
         }
     }
 }

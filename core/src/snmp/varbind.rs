@@ -56,7 +56,7 @@ impl<'a> VarBind<'a> {
 /// malformed (a bad OID, a truncated value) yields an error and iteration
 /// continues with the next one; a broken tag or length ends the list after
 /// the error, since the following varbinds cannot be found.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VarBinds<'a> {
     reader: Reader<'a>,
 }
