@@ -16,9 +16,18 @@ use dca_core::snmp::{CommunityMessage, Message, Pdu, PduType, Pdus, Value, VarBi
 #[entry]
 fn main() -> ! {
     let ok = codec_round_trip();
-    hprintln!("dca-firmware: codec round trip {}", if ok { "ok" } else { "FAILED" });
-    debug::exit(if ok { debug::EXIT_SUCCESS } else { debug::EXIT_FAILURE });
-    loop {}
+    hprintln!(
+        "dca-firmware: codec round trip {}",
+        if ok { "ok" } else { "FAILED" }
+    );
+    debug::exit(if ok {
+        debug::EXIT_SUCCESS
+    } else {
+        debug::EXIT_FAILURE
+    });
+    loop {
+        cortex_m::asm::wfi();
+    }
 }
 
 fn codec_round_trip() -> bool {
@@ -44,7 +53,9 @@ fn codec_round_trip() -> bool {
     let Pdus::Pdu(pdu) = m.pdu else {
         return false;
     };
-    let mut names = pdu.varbinds.map(|vb| vb.map(|vb| (vb.name == sys_descr.as_oid_ref(), vb.value)));
+    let mut names = pdu
+        .varbinds
+        .map(|vb| vb.map(|vb| (vb.name == sys_descr.as_oid_ref(), vb.value)));
     let first_ok = matches!(names.next(), Some(Ok((true, Value::Null))));
     hprintln!("dca-firmware: {} bytes, request-id {}", len, pdu.request_id);
     first_ok && names.next().is_none() && pdu.request_id == 0x1234 && m.community == b"public"
@@ -53,5 +64,7 @@ fn codec_round_trip() -> bool {
 #[panic_handler]
 fn panic(_: &PanicInfo) -> ! {
     debug::exit(debug::EXIT_FAILURE);
-    loop {}
+    loop {
+        cortex_m::asm::wfi();
+    }
 }

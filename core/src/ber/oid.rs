@@ -67,6 +67,15 @@ impl<'a> OidRef<'a> {
         if bytes.is_empty() {
             return Err(OidError::Empty);
         }
+        // Fast path: nearly every OID a printer sends has only arcs below
+        // 128, one octet each, and is then valid and canonical as it stands.
+        if bytes.len() < MAX_ARCS && bytes.iter().all(|b| b & 0x80 == 0) {
+            return Ok(Self {
+                bytes,
+                arc_count: u8::try_from(bytes.len().saturating_add(1)).unwrap_or(u8::MAX),
+                canonical: true,
+            });
+        }
         let mut arcs: usize = 1;
         let mut canonical = true;
         let mut value: u64 = 0;

@@ -68,6 +68,21 @@ impl<'a> Reader<'a> {
     /// Reads the next element whatever its tag.
     pub fn read_tlv(&mut self) -> Result<Tlv<'a>, DecodeError> {
         let start = self.offset;
+        // Fast path for the common case: a low tag and a short-form length.
+        if let [tag, len @ 0..0x80, rest @ ..] = self.rest
+            && tag & 0x1f != 0x1f
+            && let Some((content, rest)) = rest.split_at_checked(usize::from(*len))
+        {
+            let content_offset = start.saturating_add(2);
+            self.rest = rest;
+            self.offset = content_offset.saturating_add(content.len());
+            return Ok(Tlv {
+                tag: *tag,
+                content,
+                offset: start,
+                content_offset,
+            });
+        }
         let (&tag, after_tag) = self
             .rest
             .split_first()

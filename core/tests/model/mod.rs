@@ -877,6 +877,52 @@ fn from_v2_pdus(p: v2::Pdus) -> Option<MPdu> {
     }
 }
 
+/// Decodes arbitrary bytes with rasn-snmp as whichever message type its
+/// version field names; None if rasn-snmp refuses them or the content falls
+/// outside the model (integers beyond 64 bits, say).
+pub fn decode_rasn_any(bytes: &[u8]) -> Option<Model> {
+    let probe = |version: i64, pdu| Model::Community {
+        version,
+        community: Vec::new(),
+        pdu,
+    };
+    let empty = MPdu::Std {
+        tag: 0xa0,
+        request_id: 0,
+        error_status: 0,
+        error_index: 0,
+        varbinds: Vec::new(),
+    };
+    let v3 = Model::V3 {
+        msg_id: 0,
+        max_size: 0,
+        flags: 0,
+        security_model: 0,
+        usm: MUsm {
+            engine_id: Vec::new(),
+            boots: 0,
+            time: 0,
+            user: Vec::new(),
+            auth: Vec::new(),
+            privacy: Vec::new(),
+        },
+        data: MScoped::Encrypted(Vec::new()),
+    };
+    [probe(0, empty.clone()), probe(1, empty), v3]
+        .iter()
+        .find_map(|shape| {
+            let m = decode_rasn(shape, bytes)?;
+            let version_matches = match (&m, shape) {
+                (Model::Community { version: a, .. }, Model::Community { version: b, .. }) => {
+                    a == b
+                }
+                (Model::V3 { .. }, Model::V3 { .. }) => true,
+                _ => false,
+            };
+            version_matches.then_some(m)
+        })
+}
+
 /// Decodes with rasn-snmp, choosing the message type the model says (rasn
 /// needs the version to pick a type), and converts back to the model.
 pub fn decode_rasn(m: &Model, bytes: &[u8]) -> Option<Model> {
@@ -899,6 +945,9 @@ pub fn decode_rasn(m: &Model, bytes: &[u8]) -> Option<Model> {
         }
         Model::V3 { .. } => {
             let r: v3::Message = rasn::ber::decode(bytes).ok()?;
+            if int::<i64>(r.version.clone())? != 3 {
+                return None;
+            }
             let u: v3::USMSecurityParameters = rasn::ber::decode(&r.security_parameters).ok()?;
             let [flags] = r.global_data.flags.as_ref() else {
                 return None;

@@ -63,8 +63,12 @@ fn describe(bytes: &[u8]) -> Result<String, dca_core::ber::DecodeError> {
                 Pdus::Pdu(p) => {
                     let _ = writeln!(
                         out,
-                        "pdu: {:?} request-id {} error-status {} error-index {}",
-                        p.ty, p.request_id, p.error_status, p.error_index
+                        "pdu: {:?} request-id {} error-status {}{} error-index {}",
+                        p.ty,
+                        p.request_id,
+                        p.error_status,
+                        p.status().map(|s| format!(" ({s:?})")).unwrap_or_default(),
+                        p.error_index
                     );
                     varbinds(&mut out, p.varbinds);
                 }

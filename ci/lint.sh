@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Formatting and clippy (all targets, warnings are errors) for every crate.
+set -euo pipefail
+cargo fmt --all --check
+(cd core/fuzz && cargo fmt --check)
+(cd firmware && cargo fmt --check)
+cargo clippy --workspace --all-targets --locked -- -D warnings
+(cd firmware && cargo clippy --release --locked -- -D warnings)

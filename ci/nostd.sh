@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# The no_std gate: dca-core builds for Cortex-M with neither std nor alloc in
+# its dependency graph, and the firmware image runs the codec under QEMU.
+set -euo pipefail
+target=thumbv7em-none-eabihf
+
+# Crates allowed in dca-core's normal dependency graph: each must be no_std
+# without alloc. Adding a dependency means adding it here, deliberately.
+allowed='^(dca-core)$'
+deps=$(cargo tree -p dca-core -e normal --prefix none --format '{p}' | awk '{print $1}' | sort -u)
+bad=$(printf '%s\n' "$deps" | grep -Ev "$allowed" || true)
+if [ -n "$bad" ]; then
+  echo "dca-core depends on crates not vetted as no_std without alloc:" >&2
+  printf '  %s\n' $bad >&2
+  exit 1
+fi
+
+if rustup target list --installed | grep -qx "$target"; then
+  cargo build -p dca-core --target "$target" --locked
+  cargo build -p dca-core --target "$target" --locked --release
+  (cd firmware && cargo build --release --locked)
+else
+  # Fallback documented in ECOSYSTEM.md: Debian's toolchain with build-std.
+  lld=$(ls "$(rustc --print sysroot)"/lib/rustlib/x86_64-unknown-linux-gnu/bin/rust-lld)
+  export RUSTC_BOOTSTRAP=1 CARGO_TARGET_THUMBV7EM_NONE_EABIHF_LINKER="$lld"
+  /usr/bin/cargo build -p dca-core --target "$target" -Zbuild-std=core
+  (cd firmware && /usr/bin/cargo build --release -Zbuild-std=core)
+fi
+
+# No `alloc` or `std` crate may be linked into the firmware image.
+image=firmware/target/$target/release/dca-firmware
+if grep -aq 'liballoc\|alloc::alloc::\|__rust_alloc' "$image" ; then
+  echo "the firmware image links an allocator" >&2
+  exit 1
+fi
+
+# Run it: the image exits through semihosting with success only if the
+# codec round trip held. QEMU is bounded in time.
+out=$(timeout 60 qemu-system-arm -machine mps2-an386 -nographic \
+  -semihosting-config enable=on,target=native -kernel "$image")
+echo "$out"
+grep -q 'codec round trip ok' <<<"$out"
