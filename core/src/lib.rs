@@ -9,8 +9,43 @@
 //!   caller's buffer, and object identifiers ([`ber::Oid`], [`ber::OidRef`]).
 //! - [`snmp`]: SNMP v1 / v2c messages, the v3 envelope, every PDU type and
 //!   value type, decoded as zero-copy views that borrow the datagram.
+//!
+//! ```
+//! use dca_core::ber::Oid;
+//! use dca_core::snmp::{CommunityMessage, Message, Pdu, PduType, Pdus, Value, VarBind, Version};
+//!
+//! // Encode a GetRequest for sysDescr into a caller's buffer...
+//! let sys_descr: Oid = "1.3.6.1.2.1.1.1.0".parse().unwrap();
+//! let varbinds = [VarBind::null(sys_descr.as_oid_ref())];
+//! let request = CommunityMessage {
+//!     version: Version::V2c,
+//!     community: b"public",
+//!     pdu: Pdus::Pdu(Pdu::new(PduType::GetRequest, 7, &varbinds[..])),
+//! };
+//! let mut buf = [0u8; 484];
+//! let len = request.encode(&mut buf).unwrap();
+//!
+//! // ...and read it back without copying anything out of the datagram.
+//! let Message::Community(m) = Message::decode(&buf[..len]).unwrap() else { unreachable!() };
+//! assert_eq!(m.community, b"public");
+//! for vb in m.pdu.varbinds().clone() {
+//!     let vb = vb.unwrap(); // a malformed varbind is an error for itself only
+//!     assert_eq!(vb.name.to_string(), "1.3.6.1.2.1.1.1.0");
+//!     assert_eq!(vb.value, Value::Null);
+//! }
+//! ```
 #![no_std]
 #![forbid(unsafe_code)]
+// The core's contract: no input makes any function panic. These lints deny
+// the constructs that could (tests may use them: see core/clippy.toml).
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    clippy::unreachable,
+    clippy::arithmetic_side_effects
+)]
 
 #[cfg(any(test, feature = "std"))]
 extern crate std;
