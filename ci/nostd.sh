@@ -6,12 +6,17 @@ target=thumbv7em-none-eabihf
 
 # Crates allowed in dca-core's normal dependency graph: each must be no_std
 # without alloc. Adding a dependency means adding it here, deliberately.
-allowed='^(dca-core)$'
-deps=$(cargo tree -p dca-core -e normal --prefix none --format '{p}' | awk '{print $1}' | sort -u)
+allowed='^(dca-core|heapless|hash32|byteorder|stable_deref_trait)$'
+deps=$(cargo tree -p dca-core -e normal --target "$target" --prefix none --format '{p}' | awk '{print $1}' | sort -u)
 bad=$(printf '%s\n' "$deps" | grep -Ev "$allowed" || true)
 if [ -n "$bad" ]; then
   echo "dca-core depends on crates not vetted as no_std without alloc:" >&2
   printf '  %s\n' $bad >&2
+  exit 1
+fi
+# ...and none of them may have its std or alloc feature switched on.
+if cargo tree -p dca-core -e normal,features --target "$target" | grep -E 'feature "(std|alloc)"'; then
+  echo "a dependency of dca-core is built with std or alloc" >&2
   exit 1
 fi
 

@@ -9,6 +9,7 @@
 //!   caller's buffer, and object identifiers ([`ber::Oid`], [`ber::OidRef`]).
 //! - [`snmp`]: SNMP v1 / v2c messages, the v3 envelope, every PDU type and
 //!   value type, decoded as zero-copy views that borrow the datagram.
+//! - [`printer`]: the device model, from walked varbinds to a snapshot.
 //!
 //! ```
 //! use dca_core::ber::Oid;
@@ -51,4 +52,7 @@
 extern crate std;
 
 pub mod ber;
+pub mod printer;
 pub mod snmp;
+#[cfg(feature = "std")]
+pub mod snmprec;

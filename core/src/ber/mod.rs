@@ -26,7 +26,7 @@ mod reader;
 mod writer;
 
 pub use integer::{decode_i64, decode_unsigned, encoded_signed_len, encoded_unsigned_len};
-pub use oid::{Arcs, MAX_ARCS, MAX_OID_BYTES, Oid, OidError, OidRef};
+pub use oid::{Arcs, MAX_ARCS, MAX_OID_BYTES, Oid, OidBuf, OidError, OidRef};
 pub use reader::Reader;
 pub use writer::{Writer, header_len, tlv_len};
 

@@ -166,7 +166,7 @@ impl<'a> OidRef<'a> {
 
     /// Copies into an owned [`Oid`], re-encoding minimally.
     pub fn to_oid(&self) -> Oid {
-        let mut oid = Oid::EMPTY;
+        let mut oid: Oid = Oid::EMPTY;
         if self.canonical {
             oid.len = self.bytes.len();
             if let Some(dst) = oid.bytes.get_mut(..self.bytes.len()) {
@@ -292,19 +292,24 @@ fn subid_len(v: u64) -> usize {
     bits.div_ceil(7)
 }
 
-/// An owned OBJECT IDENTIFIER with room for [`MAX_ARCS`] arcs, kept in its
-/// canonical BER encoding.
+/// An owned OBJECT IDENTIFIER kept in its canonical BER encoding, with room
+/// for `N` content octets ([`Oid`] has room for [`MAX_ARCS`] arcs of any
+/// size). Tables that keep many short OIDs (a snapshot's counter sources) use
+/// a smaller `N`; an OID that does not fit is an error, never a truncation.
 #[derive(Clone)]
-pub struct Oid {
-    bytes: [u8; MAX_OID_BYTES],
+pub struct OidBuf<const N: usize> {
+    bytes: [u8; N],
     len: usize,
     arc_count: u8,
 }
 
-impl Oid {
+/// An owned OID with room for any valid OID.
+pub type Oid = OidBuf<MAX_OID_BYTES>;
+
+impl<const N: usize> OidBuf<N> {
     /// An OID with no arcs: only a starting point for [`Oid::push_first_arcs`].
-    const EMPTY: Oid = Oid {
-        bytes: [0; MAX_OID_BYTES],
+    const EMPTY: Self = Self {
+        bytes: [0; N],
         len: 0,
         arc_count: 0,
     };
@@ -385,7 +390,7 @@ impl Oid {
     }
 }
 
-impl FromStr for Oid {
+impl<const N: usize> FromStr for OidBuf<N> {
     type Err = OidError;
 
     /// Parses dotted text such as `1.3.6.1.2.1.1.1.0` (a leading dot, as
@@ -411,35 +416,54 @@ impl FromStr for Oid {
     }
 }
 
-impl PartialEq for Oid {
+impl<const N: usize> TryFrom<OidRef<'_>> for OidBuf<N> {
+    type Error = OidError;
+
+    /// Copies a borrowed OID, re-encoding it minimally; fails if it does not
+    /// fit in `N` octets.
+    fn try_from(r: OidRef<'_>) -> Result<Self, OidError> {
+        let mut arcs = r.arcs();
+        let (Some(a), Some(b)) = (arcs.next(), arcs.next()) else {
+            return Err(OidError::Empty);
+        };
+        let mut oid = Self::EMPTY;
+        oid.push_first_arcs(a, b)?;
+        for arc in arcs {
+            oid.push(arc)?;
+        }
+        Ok(oid)
+    }
+}
+
+impl<const N: usize> PartialEq for OidBuf<N> {
     fn eq(&self, other: &Self) -> bool {
         self.as_ber() == other.as_ber()
     }
 }
-impl Eq for Oid {}
-impl PartialOrd for Oid {
+impl<const N: usize> Eq for OidBuf<N> {}
+impl<const N: usize> PartialOrd for OidBuf<N> {
     fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
         Some(self.cmp(other))
     }
 }
-impl Ord for Oid {
+impl<const N: usize> Ord for OidBuf<N> {
     fn cmp(&self, other: &Self) -> Ordering {
         self.as_oid_ref().cmp(&other.as_oid_ref())
     }
 }
-impl PartialEq<OidRef<'_>> for Oid {
+impl<const N: usize> PartialEq<OidRef<'_>> for OidBuf<N> {
     fn eq(&self, other: &OidRef<'_>) -> bool {
         self.as_oid_ref() == *other
     }
 }
 
-impl fmt::Display for Oid {
+impl<const N: usize> fmt::Display for OidBuf<N> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Display::fmt(&self.as_oid_ref(), f)
     }
 }
 
-impl fmt::Debug for Oid {
+impl<const N: usize> fmt::Debug for OidBuf<N> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Oid({self})")
     }

@@ -1,0 +1,220 @@
+//! Printer strings: raw octets kept, and decoded to UTF-8 by one documented
+//! strategy.
+//!
+//! Printers send ASCII, UTF-8 (CJK models), ISO-8859-x, UTF-16, strings with
+//! trailing NULs, and HP's private strings with a two-octet PCL symbol-set
+//! prefix (`01 15` for Roman-8, `FD E8` for UTF-8). The strategy, in order:
+//!
+//! 1. strip an HP symbol-set prefix when the caller says the string comes
+//!    from HP's private tree ([`Origin::HpPrivate`]);
+//! 2. decode UTF-16 when the octets start with a byte-order mark, or look
+//!    like UTF-16 (even length, every other octet zero);
+//! 3. otherwise take the octets as UTF-8 if they are valid UTF-8;
+//! 4. otherwise as ISO-8859-1 (each octet is the code point of the same
+//!    number): without the printer's prtLocalization charset the other
+//!    ISO-8859 parts cannot be told apart, and Latin-1 is by far the most
+//!    common;
+//! 5. drop trailing NULs and whitespace, and replace other control
+//!    characters (but tab and newline) by spaces.
+//!
+//! The raw octets are kept unchanged beside the text.
+
+use heapless::{String, Vec};
+
+/// Where a string came from, when that changes how it is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    Standard,
+    /// HP's enterprise tree (1.3.6.1.4.1.11): may carry a symbol-set prefix.
+    HpPrivate,
+}
+
+/// A device string: the raw octets (up to `N`) and their decoded text.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Text<const N: usize> {
+    raw: Vec<u8, N>,
+    text: String<N>,
+    /// The device sent more than `N` octets, or the text needed more room.
+    truncated: bool,
+}
+
+impl<const N: usize> Text<N> {
+    pub fn new(raw: &[u8], origin: Origin) -> Self {
+        let mut t = Self::default();
+        let keep = raw.get(..N).unwrap_or(raw);
+        t.truncated = keep.len() < raw.len();
+        // Capacity was checked by taking at most N octets.
+        let _ = t.raw.extend_from_slice(keep);
+        let body = match origin {
+            Origin::HpPrivate => strip_hp_prefix(raw),
+            Origin::Standard => raw,
+        };
+        decode_into(body, &mut t.text, &mut t.truncated);
+        t
+    }
+
+    /// The decoded text.
+    pub fn as_str(&self) -> &str {
+        self.text.as_str()
+    }
+
+    /// The octets as the device sent them (at most `N`).
+    pub fn raw(&self) -> &[u8] {
+        &self.raw
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.text.is_empty()
+    }
+
+    pub fn is_truncated(&self) -> bool {
+        self.truncated
+    }
+
+    /// The same raw octets with a derived text (a description without its
+    /// part number, say).
+    pub fn with_text(&self, text: &str) -> Self {
+        let mut t = Self::from_str_lossy(text);
+        t.raw = self.raw.clone();
+        t.truncated |= self.truncated;
+        t
+    }
+
+    /// Text without the raw octets, for values the agent derives itself.
+    pub fn from_str_lossy(s: &str) -> Self {
+        Self::new(s.as_bytes(), Origin::Standard)
+    }
+}
+
+fn strip_hp_prefix(raw: &[u8]) -> &[u8] {
+    match raw {
+        [0x01, 0x15, rest @ ..] | [0xfd, 0xe8, rest @ ..] => rest,
+        _ => raw,
+    }
+}
+
+fn push_char<const N: usize>(out: &mut String<N>, c: char, truncated: &mut bool) {
+    let c = match c {
+        '\t' | '\n' => c,
+        c if c.is_control() => ' ',
+        c => c,
+    };
+    if out.push(c).is_err() {
+        *truncated = true;
+    }
+}
+
+fn decode_into<const N: usize>(raw: &[u8], out: &mut String<N>, truncated: &mut bool) {
+    if let Some((big_endian, body)) = utf16_layout(raw) {
+        let units = body.chunks_exact(2).map(|p| match p {
+            [a, b] if big_endian => u16::from_be_bytes([*a, *b]),
+            [a, b] => u16::from_le_bytes([*a, *b]),
+            _ => 0,
+        });
+        for c in char::decode_utf16(units) {
+            push_char(out, c.unwrap_or(char::REPLACEMENT_CHARACTER), truncated);
+        }
+    } else if let Ok(s) = core::str::from_utf8(trim_trailing_nuls(raw)) {
+        for c in s.chars() {
+            push_char(out, c, truncated);
+        }
+    } else {
+        for &b in trim_trailing_nuls(raw) {
+            push_char(out, char::from(b), truncated);
+        }
+    }
+    // Trailing spaces (often padding, or NULs turned into spaces) go too.
+    while out.ends_with([' ', '\0', '\t', '\n', '\r']) {
+        out.pop();
+    }
+}
+
+fn trim_trailing_nuls(mut raw: &[u8]) -> &[u8] {
+    while let [rest @ .., 0] = raw {
+        raw = rest;
+    }
+    raw
+}
+
+/// Whether the octets are UTF-16, and in which byte order.
+fn utf16_layout(mut raw: &[u8]) -> Option<(bool, &[u8])> {
+    // A trailing NUL code unit is padding, not a sign against UTF-16.
+    while raw.len() % 2 == 0
+        && let [rest @ .., 0, 0] = raw
+    {
+        raw = rest;
+    }
+    match raw {
+        [0xfe, 0xff, rest @ ..] => return Some((true, rest)),
+        [0xff, 0xfe, rest @ ..] => return Some((false, rest)),
+        _ => {}
+    }
+    // Without a mark: at least two characters, even length, and every high
+    // octet zero (Latin text in UTF-16), on the same side throughout.
+    if raw.len() < 4 || raw.len() % 2 != 0 {
+        return None;
+    }
+    let pairs = || raw.chunks_exact(2);
+    let be = pairs().all(|p| matches!(p, [0, b] if *b != 0));
+    let le = pairs().all(|p| matches!(p, [a, 0] if *a != 0));
+    match (be, le) {
+        (true, false) => Some((true, raw)),
+        (false, true) => Some((false, raw)),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(raw: &[u8]) -> Text<64> {
+        Text::new(raw, Origin::Standard)
+    }
+
+    #[test]
+    fn strategy_in_order() {
+        assert_eq!(text(b"Black Toner\0\0").as_str(), "Black Toner");
+        assert_eq!(text(b"Black Toner\0\0").raw(), b"Black Toner\0\0");
+        assert_eq!(text("トナー黒".as_bytes()).as_str(), "トナー黒");
+        // ISO-8859-1 when not UTF-8.
+        assert_eq!(text(b"Magenta Tr\xe4ger").as_str(), "Magenta Träger");
+        // UTF-16 with and without a byte-order mark.
+        assert_eq!(text(&[0xfe, 0xff, 0, b'H', 0, b'P']).as_str(), "HP");
+        assert_eq!(text(&[b'T', 0, b'o', 0, b'n', 0]).as_str(), "Ton");
+        assert_eq!(text(&[0, b'T', 0, b'o']).as_str(), "To");
+        assert_eq!(text(&[b'T', 0, b'o', 0, b'n', 0, 0, 0]).as_str(), "Ton");
+        // Control characters become spaces, trailing ones go.
+        assert_eq!(text(b"A\x01B \r\n").as_str(), "A B");
+    }
+
+    #[test]
+    fn hp_symbol_set_prefix_only_from_hp_private_strings() {
+        let raw = b"\x01\x15VNCRC48198";
+        assert_eq!(
+            Text::<32>::new(raw, Origin::HpPrivate).as_str(),
+            "VNCRC48198"
+        );
+        assert_eq!(
+            Text::<32>::new(b"\xfd\xe8Tray 1", Origin::HpPrivate).as_str(),
+            "Tray 1"
+        );
+        assert_eq!(Text::<32>::new(raw, Origin::HpPrivate).raw(), raw);
+        assert_eq!(
+            Text::<32>::new(raw, Origin::Standard).as_str(),
+            "  VNCRC48198"
+        );
+    }
+
+    #[test]
+    fn long_strings_are_truncated_and_say_so() {
+        let t = Text::<4>::new(b"abcdef", Origin::Standard);
+        assert_eq!(
+            (t.as_str(), t.raw(), t.is_truncated()),
+            ("abcd", &b"abcd"[..], true)
+        );
+        // A multi-octet character that does not fit is dropped whole.
+        let t = Text::<4>::new("abcé".as_bytes(), Origin::Standard);
+        assert_eq!((t.as_str(), t.is_truncated()), ("abc", true));
+    }
+}
