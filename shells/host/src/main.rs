@@ -2,9 +2,12 @@
 //!
 //! Scanning and polling arrive with the poller; today the binary offers
 //! `dca decode`, which prints an SNMP datagram as the core's codec reads it
-//! (the tool support reaches for when a device answers oddly).
+//! (the tool support reaches for when a device answers oddly), and
+//! `dca snapshot`, which shows the snapshot a recorded device yields.
 
 mod decode;
+mod snapshot_cmd;
+mod snapshot_json;
 
 use std::process::ExitCode;
 
@@ -13,6 +16,8 @@ dca: OpenDCA data collection agent
 
 USAGE:
     dca decode HEX...   print an SNMP datagram (hex, spaces and colons allowed)
+    dca snapshot FILE.snmprec [--address ADDR] [--pretty]
+                        the device snapshot a recording yields, as JSON
     dca --help
 
 Not available yet in this build:
@@ -27,6 +32,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Some("decode") => decode::run(args.get(1..).unwrap_or_default()),
+        Some("snapshot") => snapshot_cmd::run(args.get(1..).unwrap_or_default()),
         Some(other) => {
             eprintln!("dca: `{other}` is not available in this build\n\n{USAGE}");
             ExitCode::from(2)
