@@ -668,11 +668,15 @@ impl SnapshotBuilder {
 
     fn resolve_identity(&self, dev: u32) -> Identity {
         let mut id = self.identity.clone();
-        id.vendor = Vendor::identify(id.sys_descr.as_str(), self.enterprise);
         id.hr_device_descr = get(&self.hr_descr, dev)
             .or_else(|| self.hr_descr.first().map(|(_, t)| t))
             .cloned()
             .unwrap_or_default();
+        id.vendor = Vendor::identify(
+            id.sys_descr.as_str(),
+            self.enterprise,
+            id.hr_device_descr.as_str(),
+        );
         let family = id.vendor.map(Vendor::family);
         id.serial = get(&self.std_serial, dev)
             .filter(|t| !t.is_empty())
@@ -789,4 +793,160 @@ fn console_text(lines: &[Tagged<Text<80>>], dev: u32) -> Text<160> {
         }
     }
     Text::from_str_lossy(joined.as_str())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::printer::SupplyState;
+    use std::string::ToString;
+
+    /// Feeds (dotted OID, value) pairs.
+    fn build(items: &[(&str, Value<'_>)]) -> Snapshot {
+        let mut b = SnapshotBuilder::new();
+        for (oid, value) in items {
+            let oid: crate::ber::Oid = oid.parse().unwrap();
+            b.push(&VarBind::new(oid.as_oid_ref(), *value));
+        }
+        b.finish()
+    }
+
+    const PRINTER: &str = "1.3.6.1.2.1.25.3.1.5";
+    const PROCESSOR: &str = "1.3.6.1.2.1.25.3.1.3";
+
+    #[test]
+    fn the_printer_index_is_not_always_one() {
+        let printer: crate::ber::Oid = PRINTER.parse().unwrap();
+        let cpu: crate::ber::Oid = PROCESSOR.parse().unwrap();
+        let s = build(&[
+            (
+                "1.3.6.1.2.1.25.3.2.1.2.1",
+                Value::ObjectId(cpu.as_oid_ref()),
+            ),
+            (
+                "1.3.6.1.2.1.25.3.2.1.2.3",
+                Value::ObjectId(printer.as_oid_ref()),
+            ),
+            (
+                "1.3.6.1.2.1.25.3.2.1.3.3",
+                Value::OctetString(b"Canon iR-ADV C5235"),
+            ),
+            (
+                "1.3.6.1.2.1.43.11.1.1.6.3.1",
+                Value::OctetString(b"Black Toner"),
+            ),
+            ("1.3.6.1.2.1.43.11.1.1.8.3.1", Value::Integer(100)),
+            ("1.3.6.1.2.1.43.11.1.1.9.3.1", Value::Integer(7)),
+            ("1.3.6.1.2.1.43.10.2.1.4.3.1", Value::Counter32(123_456)),
+            // A row of another device index must not leak in.
+            (
+                "1.3.6.1.2.1.43.11.1.1.6.1.1",
+                Value::OctetString(b"Queue ghost"),
+            ),
+        ]);
+        assert_eq!(s.qualification, Qualification::Printer { device_index: 3 });
+        assert_eq!(s.supplies.len(), 1);
+        assert_eq!(s.supplies[0].state(), SupplyState::Low);
+        assert_eq!(s.supplies[0].percent(), Some(7.0));
+        assert_eq!(s.identity.model.as_str(), "iR-ADV C5235");
+        assert_eq!(
+            s.counter("total").map(|c| (c.value, c.oid.to_string())),
+            Some((123_456, "1.3.6.1.2.1.43.10.2.1.4.3.1".into()))
+        );
+    }
+
+    #[test]
+    fn hr_printer_rows_alone_are_not_a_printer() {
+        let printer: crate::ber::Oid = PRINTER.parse().unwrap();
+        let s = build(&[
+            (
+                "1.3.6.1.2.1.1.1.0",
+                Value::OctetString(b"Hardware: Intel64 - Software: Windows Version 6.3"),
+            ),
+            (
+                "1.3.6.1.2.1.25.3.2.1.2.5",
+                Value::ObjectId(printer.as_oid_ref()),
+            ),
+            ("1.3.6.1.2.1.25.3.5.1.1.5", Value::Integer(3)),
+        ]);
+        assert_eq!(s.qualification, Qualification::NotAPrinter);
+        // A Printer-MIB row under a device that is not a printer does not count.
+        let cpu: crate::ber::Oid = PROCESSOR.parse().unwrap();
+        let s = build(&[
+            (
+                "1.3.6.1.2.1.25.3.2.1.2.1",
+                Value::ObjectId(cpu.as_oid_ref()),
+            ),
+            ("1.3.6.1.2.1.43.5.1.1.17.1", Value::OctetString(b"X")),
+        ]);
+        assert_eq!(s.qualification, Qualification::NotAPrinter);
+    }
+
+    #[test]
+    fn ricoh_levels_are_corrected_and_the_report_kept() {
+        let s = build(&[
+            ("1.3.6.1.2.1.1.1.0", Value::OctetString(b"RICOH MP C3003")),
+            ("1.3.6.1.2.1.43.11.1.1.8.1.1", Value::Integer(100)),
+            ("1.3.6.1.2.1.43.11.1.1.9.1.1", Value::Integer(-100)),
+            ("1.3.6.1.2.1.43.11.1.1.8.1.2", Value::Integer(100)),
+            ("1.3.6.1.2.1.43.11.1.1.9.1.2", Value::Integer(-3)),
+            ("1.3.6.1.4.1.367.3.2.1.2.24.1.1.5.2", Value::Integer(60)),
+            ("1.3.6.1.2.1.43.11.1.1.8.1.3", Value::Integer(100)),
+            ("1.3.6.1.2.1.43.11.1.1.9.1.3", Value::Integer(-3)),
+        ]);
+        let by_index = |i: u32| s.supplies.iter().find(|x| x.index == i).unwrap();
+        assert_eq!(
+            (
+                by_index(1).level,
+                by_index(1).reported_level,
+                by_index(1).correction
+            ),
+            (Some(0), Some(-100), Some(Correction::RicohEmpty))
+        );
+        assert_eq!(by_index(1).state(), SupplyState::Empty);
+        assert_eq!(
+            (by_index(2).level, by_index(2).correction),
+            (Some(60), Some(Correction::RicohPrivateLevel))
+        );
+        assert_eq!(
+            (by_index(3).state(), by_index(3).percent()),
+            (SupplyState::SomeRemaining, None)
+        );
+    }
+
+    #[test]
+    fn error_state_is_read_most_significant_bit_first() {
+        let flags = |bytes: &'static [u8]| {
+            let s = build(&[("1.3.6.1.2.1.25.3.5.1.2.1", Value::OctetString(bytes))]);
+            s.status.error_flags().collect::<std::vec::Vec<_>>()
+        };
+        // The Kyocera single space: low toner, not jammed.
+        assert_eq!(flags(b" "), ["low_toner"]);
+        assert_eq!(flags(&[0x04, 0x00]), ["jammed"]);
+        assert_eq!(flags(&[0x00, 0x80]), ["input_tray_missing"]);
+        assert_eq!(
+            flags(&[0x81, 0x02]),
+            ["low_paper", "service_requested", "overdue_prevent_maint"]
+        );
+        assert!(flags(&[]).is_empty());
+    }
+
+    #[test]
+    fn special_levels_never_become_percentages() {
+        let case = |level: i32, max: i32| {
+            let s = Supply {
+                level: Some(level),
+                max_capacity: Some(max),
+                ..Supply::default()
+            };
+            (s.state(), s.percent())
+        };
+        assert_eq!(case(-1, 100), (SupplyState::Unlimited, None));
+        assert_eq!(case(-2, 100), (SupplyState::Unknown, None));
+        assert_eq!(case(-3, 100), (SupplyState::SomeRemaining, None));
+        assert_eq!(case(50, 0), (SupplyState::Unknown, None));
+        assert_eq!(case(50, -2), (SupplyState::Unknown, None));
+        assert_eq!(case(0, 100), (SupplyState::Empty, Some(0.0)));
+        assert_eq!(case(150, 100), (SupplyState::Ok, Some(150.0)));
+    }
 }

@@ -79,9 +79,15 @@ impl Vendor {
 
     /// Identifies the vendor: a brand named in sysDescr wins (OEM devices
     /// and print servers often carry another maker's sysObjectID), then the
-    /// enterprise number of sysObjectID.
-    pub fn identify(sys_descr: &str, enterprise: Option<u32>) -> Option<Vendor> {
-        brand_in(sys_descr).or_else(|| enterprise.and_then(by_enterprise))
+    /// enterprise number of sysObjectID, then a brand in hrDeviceDescr.
+    pub fn identify(
+        sys_descr: &str,
+        enterprise: Option<u32>,
+        hr_device_descr: &str,
+    ) -> Option<Vendor> {
+        brand_in(sys_descr)
+            .or_else(|| enterprise.and_then(by_enterprise))
+            .or_else(|| brand_in(hr_device_descr))
     }
 }
 
@@ -533,41 +539,41 @@ mod tests {
     #[test]
     fn brands_beat_enterprise_numbers() {
         assert_eq!(
-            Vendor::identify("HP ETHERNET MULTI-ENVIRONMENT", Some(1347)),
+            Vendor::identify("HP ETHERNET MULTI-ENVIRONMENT", Some(1347), ""),
             Some(Vendor::Hp)
         );
         assert_eq!(
-            Vendor::identify("TOSHIBA e-STUDIO305CS version NH63", Some(641)),
+            Vendor::identify("TOSHIBA e-STUDIO305CS version NH63", Some(641), ""),
             Some(Vendor::Toshiba)
         );
         assert_eq!(
-            Vendor::identify("TA_UTAX Printing System", Some(1347)),
+            Vendor::identify("TA_UTAX Printing System", Some(1347), ""),
             Some(Vendor::Utax)
         );
         assert_eq!(
-            Vendor::identify("FUJI XEROX DocuPrint CM305 df", Some(297)),
+            Vendor::identify("FUJI XEROX DocuPrint CM305 df", Some(297), ""),
             Some(Vendor::Xerox)
         );
         assert_eq!(
-            Vendor::identify("FUJIFILM Apeos C7580", Some(297)),
+            Vendor::identify("FUJIFILM Apeos C7580", Some(297), ""),
             Some(Vendor::Fujifilm)
         );
         assert_eq!(
-            Vendor::identify("ZebraNet Wired PS", Some(683)),
+            Vendor::identify("ZebraNet Wired PS", Some(683), ""),
             Some(Vendor::Zebra)
         );
         assert_eq!(
-            Vendor::identify("OKI OkiLAN 8500e", Some(2001)),
+            Vendor::identify("OKI OkiLAN 8500e", Some(2001), ""),
             Some(Vendor::Oki)
         );
         assert_eq!(
-            Vendor::identify("TTP244CE Version: 7.02 EZD", Some(51966)),
+            Vendor::identify("TTP244CE Version: 7.02 EZD", Some(51966), ""),
             Some(Vendor::Tsc)
         );
-        assert_eq!(Vendor::identify("", Some(11)), Some(Vendor::Hp));
-        assert_eq!(Vendor::identify("Linux host 6.1", Some(8072)), None);
+        assert_eq!(Vendor::identify("", Some(11), ""), Some(Vendor::Hp));
+        assert_eq!(Vendor::identify("Linux host 6.1", Some(8072), ""), None);
         // "HP" inside a word is not a brand.
-        assert_eq!(Vendor::identify("CHPX router", None), None);
+        assert_eq!(Vendor::identify("CHPX router", None, ""), None);
         assert_eq!(Vendor::Savin.family(), Vendor::Ricoh);
     }
 
