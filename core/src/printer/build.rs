@@ -472,6 +472,16 @@ impl SnapshotBuilder {
                 return;
             }
         }
+        if arcs == vendor::BROTHER_COUNTER_BLOB {
+            if let Value::OctetString(blob) = v {
+                for (code, value) in vendor::brother_items(blob) {
+                    if let Some(counter) = vendor::brother_counter_name(code) {
+                        self.add_counter(counter, value, name);
+                    }
+                }
+            }
+            return;
+        }
         let ov = &mut self.overflowed;
         if let Some([row]) = arcs.strip_prefix(vendor::RICOH_COUNTER_TYPE) {
             if let Value::Integer(kind) = v {

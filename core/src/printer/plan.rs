@@ -84,6 +84,7 @@ pub fn walk_plan() -> impl Iterator<Item = Read> {
         .chain(STANDARD_WALKS)
         .chain(vendor::IDENTITY_OIDS.iter().map(|(oid, _)| Read::Get(oid)))
         .chain(vendor::SCALAR_COUNTERS.iter().map(|c| Read::Get(c.oid)))
+        .chain([Read::Get(vendor::BROTHER_COUNTER_BLOB)])
         .chain(vendor::TABLE_COUNTERS.iter().map(|t| Read::Walk(t.prefix)))
         .chain([
             Read::Walk(vendor::RICOH_COUNTER_TYPE),

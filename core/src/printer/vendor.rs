@@ -452,6 +452,45 @@ pub const TABLE_COUNTERS: [TableCounter; 4] = [
     },
 ];
 
+/// Brother packs its page counters into one octet string of items
+/// `[code, 0x01, length, value...]` at this OID.
+pub const BROTHER_COUNTER_BLOB: &[u32] = &[1, 3, 6, 1, 4, 1, 2435, 2, 3, 9, 4, 2, 1, 5, 5, 10, 0];
+
+/// Counter names of Brother's blob codes (checked against the Brother
+/// fixtures of the corpus).
+pub fn brother_counter_name(code: u8) -> Option<&'static str> {
+    Some(match code {
+        0x00 => "total_vendor",
+        0x01 => "mono",
+        0x02 => "color",
+        0x06 => "duplex",
+        0x12 => "impressions_black",
+        0x13 => "impressions_cyan",
+        0x14 => "impressions_magenta",
+        0x15 => "impressions_yellow",
+        0x16 => "image_total",
+        _ => return None,
+    })
+}
+
+/// The (code, value) items of a Brother blob; an item that does not parse
+/// ends the walk (what follows cannot be located).
+pub fn brother_items(blob: &[u8]) -> impl Iterator<Item = (u8, u64)> + '_ {
+    let mut rest = blob;
+    core::iter::from_fn(move || {
+        let [code, _kind, len, tail @ ..] = rest else {
+            return None;
+        };
+        let n = usize::from(*len);
+        let value = tail.get(..n).filter(|v| v.len() <= 8)?;
+        rest = tail.get(n..).unwrap_or_default();
+        Some((
+            *code,
+            value.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b)),
+        ))
+    })
+}
+
 /// Ricoh's counter table: type column (.2) and value column (.9) share a row
 /// index; the type names the counter.
 pub const RICOH_COUNTER_TYPE: &[u32] = &[1, 3, 6, 1, 4, 1, 367, 3, 2, 1, 2, 19, 5, 1, 2];
@@ -575,6 +614,16 @@ mod tests {
         // "HP" inside a word is not a brand.
         assert_eq!(Vendor::identify("CHPX router", None, ""), None);
         assert_eq!(Vendor::Savin.family(), Vendor::Ricoh);
+    }
+
+    #[test]
+    fn brother_blobs() {
+        let blob = [
+            0x00, 0x01, 0x04, 0, 0, 0x03, 0xda, 0x02, 0x01, 0x04, 0, 0, 0x0c, 0x69, 0x07,
+        ];
+        let items: std::vec::Vec<(u8, u64)> = brother_items(&blob).collect();
+        assert_eq!(items, [(0x00, 986), (0x02, 3177)]);
+        assert_eq!(brother_items(&[0x00, 0x01, 0x09, 1, 2]).count(), 0);
     }
 
     #[test]
