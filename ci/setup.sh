@@ -4,11 +4,28 @@ set -euo pipefail
 
 log() { printf '==> %s\n' "$*"; }
 
-# QEMU runs the firmware image on the reference board (mps2-an386).
-if ! command -v qemu-system-arm >/dev/null; then
-  log "installing qemu-system-arm"
+# Debian packages: QEMU runs the firmware on the reference board
+# (mps2-an386); net-snmp's tools check the simulator.
+missing=()
+command -v qemu-system-arm >/dev/null || missing+=(qemu-system-arm)
+command -v snmpbulkwalk >/dev/null || missing+=(snmp)
+/usr/bin/python3 -c 'import ensurepip' 2>/dev/null || missing+=(python3-venv)
+if [ ${#missing[@]} -gt 0 ]; then
+  log "installing ${missing[*]}"
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends qemu-system-arm >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# snmpsim 1.2.2, the second reference for the simulator. It refuses to run
+# as root and then drops to nobody, who cannot read a Python under /root: so
+# a venv of Debian's python3 in /opt. It needs pysmi, which it does not
+# declare.
+snmpsim=/opt/dca-snmpsim
+if [ ! -x "$snmpsim/bin/snmpsim-command-responder" ]; then
+  log "installing snmpsim into $snmpsim"
+  /usr/bin/python3 -m venv "$snmpsim"
+  "$snmpsim/bin/pip" install -q snmpsim==1.2.2 pysmi
+  chmod -R a+rX "$snmpsim"
 fi
 
 log "rust components"

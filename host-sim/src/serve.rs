@@ -1,0 +1,160 @@
+//! `dca-sim serve`: every emulated device on its own loopback address.
+
+use crate::agent::{Behaviour, Reply, View, respond, respond_error};
+use crate::faults::Faults;
+use crate::generate::Rng;
+use crate::mib::{Dynamic, SimValue, Template};
+use ipnet::Ipv4Net;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use tokio::net::UdpSocket;
+
+/// How a device computes its dynamic values.
+pub type Evaluator = Arc<dyn Fn(Dynamic) -> Option<SimValue> + Send + Sync>;
+
+/// One emulated device.
+pub struct Device {
+    pub name: String,
+    /// "recording" or "generated", as the map file says.
+    pub source: &'static str,
+    pub template: Arc<Template>,
+    pub eval: Option<Evaluator>,
+    pub behaviour: Arc<Behaviour>,
+    pub faults: Faults,
+    /// Seeds the device's fault dice, so a run is reproducible.
+    pub seed: u64,
+}
+
+/// What the fleet did, reported at shutdown.
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub requests: AtomicU64,
+    pub responses: AtomicU64,
+    pub dropped: AtomicU64,
+    /// Requests dropped or spoiled on purpose (loss, sleep, malformed).
+    pub faulted: AtomicU64,
+}
+
+/// The addresses of a CIDR that can hold devices (no network or broadcast
+/// address on prefixes shorter than /31).
+pub fn addresses(net: Ipv4Net) -> impl Iterator<Item = Ipv4Addr> {
+    net.hosts()
+}
+
+/// Binds one socket per device, in order, on the addresses of `net`.
+pub fn bind_all(
+    devices: &[Device],
+    net: Ipv4Net,
+    port: u16,
+) -> Result<Vec<(SocketAddr, std::net::UdpSocket)>, String> {
+    let available = addresses(net).take(devices.len()).count();
+    if available < devices.len() {
+        return Err(format!(
+            "{net} has room for {available} devices, {} requested",
+            devices.len()
+        ));
+    }
+    // One descriptor per device, plus the runtime's own.
+    let wanted = devices.len() as u64 + 256;
+    if let Ok((soft, hard)) = rlimit::Resource::NOFILE.get()
+        && soft < wanted
+    {
+        rlimit::Resource::NOFILE
+            .set(wanted.min(hard), hard)
+            .map_err(|e| format!("cannot raise the open-file limit to {wanted}: {e}"))?;
+    }
+    addresses(net)
+        .take(devices.len())
+        .map(|ip| {
+            let addr = SocketAddr::V4(SocketAddrV4::new(ip, port));
+            let socket = std::net::UdpSocket::bind(addr).map_err(|e| format!("{addr}: {e}"))?;
+            socket
+                .set_nonblocking(true)
+                .map_err(|e| format!("{addr}: {e}"))?;
+            Ok((addr, socket))
+        })
+        .collect()
+}
+
+/// Writes the map atomically (tests wait for the file to appear).
+pub fn write_map(
+    path: &Path,
+    devices: &[(String, &str)],
+    addrs: &[SocketAddr],
+) -> Result<(), String> {
+    let entries: Vec<serde_json::Value> = devices
+        .iter()
+        .zip(addrs)
+        .map(|((name, source), a)| serde_json::json!({"name": name, "address": a.to_string(), "source": source}))
+        .collect();
+    let text = serde_json::to_string_pretty(&entries).map_err(|e| e.to_string())?;
+    let tmp = path.with_extension("json.partial");
+    std::fs::write(&tmp, text).map_err(|e| format!("{}: {e}", tmp.display()))?;
+    std::fs::rename(&tmp, path).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Answers requests on one device's socket until the task is dropped.
+pub async fn run_device(device: Arc<Device>, socket: UdpSocket, stats: Arc<Stats>) {
+    let absent = |_: Dynamic| None;
+    let faults = &device.faults;
+    let mut rng = Rng::new(device.seed);
+    let mut last_request: Option<std::time::Instant> = None;
+    let mut buf = vec![0u8; 2048];
+    loop {
+        let Ok((n, from)) = socket.recv_from(&mut buf).await else {
+            continue;
+        };
+        stats.requests.fetch_add(1, Ordering::Relaxed);
+        let now = std::time::Instant::now();
+        let was_asleep = faults.asleep_after_s.is_some_and(|idle| {
+            last_request.is_none_or(|t| now.duration_since(t).as_secs() >= idle)
+        });
+        last_request = Some(now);
+        if was_asleep || (faults.loss > 0.0 && rng.chance(faults.loss)) {
+            stats.faulted.fetch_add(1, Ordering::Relaxed);
+            continue;
+        }
+        let reply = if faults.gen_error > 0.0 && rng.chance(faults.gen_error) {
+            stats.faulted.fetch_add(1, Ordering::Relaxed);
+            respond_error(&device.behaviour, &buf[..n], 5)
+        } else {
+            let view = View {
+                template: &device.template,
+                eval: device.eval.as_deref().map_or(
+                    &absent as &(dyn Fn(Dynamic) -> Option<SimValue> + Sync),
+                    |e| e,
+                ),
+            };
+            respond(&view, &device.behaviour, &buf[..n])
+        };
+        let mut bytes = match reply {
+            Reply::Send(bytes) => bytes,
+            Reply::Drop(_) => {
+                stats.dropped.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+        };
+        if faults.quirks.any() {
+            bytes = faults.quirks.apply(&bytes);
+        }
+        if faults.malformed > 0.0 && rng.chance(faults.malformed) {
+            // Cut short: the framing promises more than arrives.
+            stats.faulted.fetch_add(1, Ordering::Relaxed);
+            bytes.truncate(bytes.len() * 2 / 3);
+        }
+        let delay = faults.delay_ms
+            + if faults.jitter_ms > 0 {
+                rng.range(0, faults.jitter_ms + 1)
+            } else {
+                0
+            };
+        if delay > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
+        }
+        if socket.send_to(&bytes, from).await.is_ok() {
+            stats.responses.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}

@@ -1,0 +1,281 @@
+//! Helpers for tests that run `dca-sim serve` against real SNMP tools.
+#![allow(dead_code)]
+
+use dca_core::snmp::Value;
+use dca_core::snmprec;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+pub fn corpus() -> PathBuf {
+    std::env::var_os("DCA_CORPUS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus"))
+}
+
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true")
+}
+
+/// Finds a peer program; under CI a missing peer fails the test, elsewhere
+/// the test is skipped with a message.
+pub fn peer(candidates: &[&str]) -> Option<PathBuf> {
+    for c in candidates {
+        let p = Path::new(c);
+        if p.is_absolute() && p.exists() {
+            return Some(p.to_path_buf());
+        }
+        if let Ok(out) = Command::new("sh")
+            .arg("-c")
+            .arg(format!("command -v {c}"))
+            .output()
+            && out.status.success()
+        {
+            return Some(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()));
+        }
+    }
+    assert!(
+        !in_ci(),
+        "none of {candidates:?} is installed (ci/setup.sh installs them)"
+    );
+    eprintln!("skipping: none of {candidates:?} is installed");
+    None
+}
+
+/// A running `dca-sim serve`, stopped (SIGTERM) when dropped.
+pub struct Sim {
+    pub child: Child,
+    pub map: Vec<(String, String)>,
+    dir: PathBuf,
+}
+
+impl Sim {
+    /// Starts the simulator and waits, bounded, until it reports that every
+    /// device is bound and the map is written.
+    pub fn start(name: &str, args: &[&str]) -> Sim {
+        let dir = std::env::temp_dir().join(format!("dca-sim-test-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let map_path = dir.join("map.json");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_dca-sim"))
+            .arg("serve")
+            .args(args)
+            .arg("--map")
+            .arg(&map_path)
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("dca-sim starts");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            // Keeps draining, so the simulator never writes into a closed pipe.
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        loop {
+            match rx.recv_timeout(Duration::from_secs(60)) {
+                Ok(line) if line.contains("serving") => break,
+                Ok(_) => {}
+                Err(e) => {
+                    let _ = child.kill();
+                    panic!("dca-sim did not start: {e}");
+                }
+            }
+        }
+        let map: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&map_path).unwrap()).unwrap();
+        let map = map
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| {
+                (
+                    d["name"].as_str().unwrap().to_string(),
+                    d["address"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        Sim { child, map, dir }
+    }
+
+    pub fn address_of(&self, name: &str) -> &str {
+        &self.map.iter().find(|(n, _)| n == name).unwrap().1
+    }
+
+    /// Stops the simulator as Ctrl-C would and returns its exit status.
+    pub fn stop(mut self) -> std::process::ExitStatus {
+        terminate(&self.child);
+        self.child.wait().unwrap()
+    }
+}
+
+pub fn terminate(child: &Child) {
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status();
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// One walked or recorded value, in a form both sides can produce.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Line {
+    pub oid: String,
+    pub value: String,
+}
+
+/// Runs a net-snmp walk tool with numeric output, hex strings and raw
+/// timeticks, bounded in time, and parses its output.
+pub fn walk(tool: &Path, version: &str, community: &str, address: &str) -> Vec<Line> {
+    try_walk(tool, version, community, address).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// [`walk`], returning the tool's complaint instead of failing.
+pub fn try_walk(
+    tool: &Path,
+    version: &str,
+    community: &str,
+    address: &str,
+) -> Result<Vec<Line>, String> {
+    let out = Command::new("timeout")
+        .arg("60")
+        .arg(tool)
+        .args([
+            version, "-c", community, "-m", "", "-On", "-Ox", "-Ot", "-Oe", "-t", "2", "-r", "2",
+            address, ".1",
+        ])
+        .output()
+        .expect("the walk runs");
+    if !out.status.success() {
+        return Err(format!(
+            "{} {version} -c {community} {address} failed: {}",
+            tool.display(),
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(parse_walk(&String::from_utf8_lossy(&out.stdout)))
+}
+
+/// Parses net-snmp output: `.OID = TYPE: VALUE`, hex strings continuing on
+/// following lines.
+pub fn parse_walk(text: &str) -> Vec<Line> {
+    let mut lines: Vec<Line> = Vec::new();
+    for raw in text.lines() {
+        if let Some((oid, value)) = raw.split_once(" = ").filter(|(o, _)| o.starts_with('.')) {
+            lines.push(Line {
+                oid: oid.trim_start_matches('.').to_string(),
+                value: value.trim().to_string(),
+            });
+        } else if raw.trim() == "End of MIB" {
+            // How net-snmp's v1 walk reports noSuchName at the end.
+        } else if let Some(last) = lines.last_mut() {
+            last.value.push(' ');
+            last.value.push_str(raw.trim());
+        }
+    }
+    // Walking from the root, net-snmp prints the end of the MIB view as a
+    // line of its own; it is not a value.
+    lines.retain(|l| !l.value.starts_with("No more variables left"));
+    for l in &mut lines {
+        l.value = normalise(&l.value);
+    }
+    lines
+}
+
+/// Compares two walks and names the first difference, briefly.
+pub fn assert_same(got: &[Line], want: &[Line], what: &str) {
+    let first = got.iter().zip(want).position(|(g, w)| g != w);
+    match first {
+        Some(i) => panic!(
+            "{what}: line {i} differs:\n  got  {:?}\n  want {:?}",
+            got[i], want[i]
+        ),
+        None => assert_eq!(
+            got.len(),
+            want.len(),
+            "{what}: {} lines walked, {} expected",
+            got.len(),
+            want.len()
+        ),
+    }
+}
+
+fn normalise(v: &str) -> String {
+    match v.split_once(": ") {
+        Some(("Hex-STRING", hex)) => format!(
+            "Hex-STRING: {}",
+            hex.split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ")
+                .to_uppercase()
+        ),
+        Some(("OID", o)) => format!("OID: {}", o.trim_start_matches('.')),
+        _ if v == "\"\"" => "Hex-STRING: ".to_string(),
+        _ => v.to_string(),
+    }
+}
+
+/// What a walk of a recording must return: every line it can serve, in OID
+/// order, formatted as net-snmp prints it with the options of [`walk`].
+/// SNMPv1 walks skip Counter64 values (RFC 3584).
+pub fn expected(recording: &Path, v1: bool) -> Vec<Line> {
+    let rec = snmprec::parse(&std::fs::read_to_string(recording).unwrap());
+    let mut records = rec.records;
+    records.sort_by(|a, b| a.oid.cmp(&b.oid));
+    records.dedup_by(|a, b| a.oid == b.oid);
+    records
+        .iter()
+        .filter_map(|r| {
+            let hex = |b: &[u8]| {
+                b.iter()
+                    .map(|x| format!("{x:02X}"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            };
+            let value = match r.value() {
+                Value::Integer(i) => format!("INTEGER: {i}"),
+                Value::OctetString(b) => format!("Hex-STRING: {}", hex(b)),
+                Value::ObjectId(o) => format!("OID: {o}"),
+                Value::IpAddress(a) => format!("IpAddress: {}.{}.{}.{}", a[0], a[1], a[2], a[3]),
+                Value::Counter32(c) => format!("Counter32: {c}"),
+                Value::Gauge32(c) => format!("Gauge32: {c}"),
+                Value::TimeTicks(t) => t.to_string(),
+                Value::Counter64(_) if v1 => return None,
+                Value::Counter64(c) => format!("Counter64: {c}"),
+                Value::Opaque(b) => format!("OPAQUE: {}", hex(b)),
+                Value::Null => "NULL".to_string(),
+                _ => return None,
+            };
+            Some(Line {
+                oid: r.oid.to_string(),
+                value,
+            })
+        })
+        .collect()
+}
+
+/// Every recording of the corpus's LibreNMS folder.
+pub fn recordings() -> Vec<PathBuf> {
+    let dir = corpus().join("librenms/snmprec");
+    let mut v: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e} (set DCA_CORPUS)", dir.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "snmprec"))
+        .collect();
+    v.sort();
+    v
+}
+
+pub fn stem(p: &Path) -> String {
+    p.file_stem().unwrap().to_string_lossy().into_owned()
+}
