@@ -25,6 +25,15 @@ fn net_snmp_walks_return_every_recording_exactly() {
     );
     let files = recordings();
     assert_eq!(sim.map.len(), files.len(), "one device per recording");
+    // Lines that cannot be served are named with file and line, and skipped.
+    assert!(
+        sim.startup
+            .iter()
+            .any(|l| l.contains("zebra.snmprec: line 330: bad OID value")
+                && l.ends_with("(skipped)")),
+        "{:?}",
+        sim.startup
+    );
     let mut walked = 0;
     for file in &files {
         let address = sim.address_of(&stem(file)).to_string();

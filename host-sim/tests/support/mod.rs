@@ -48,6 +48,8 @@ pub fn peer(candidates: &[&str]) -> Option<PathBuf> {
 pub struct Sim {
     pub child: Child,
     pub map: Vec<(String, String)>,
+    /// What the simulator said on stderr before it was ready.
+    pub startup: Vec<String>,
     dir: PathBuf,
 }
 
@@ -75,10 +77,11 @@ impl Sim {
                 let _ = tx.send(line);
             }
         });
+        let mut startup = Vec::new();
         loop {
             match rx.recv_timeout(Duration::from_secs(60)) {
                 Ok(line) if line.contains("serving") => break,
-                Ok(_) => {}
+                Ok(line) => startup.push(line),
                 Err(e) => {
                     let _ = child.kill();
                     panic!("dca-sim did not start: {e}");
@@ -98,7 +101,12 @@ impl Sim {
                 )
             })
             .collect();
-        Sim { child, map, dir }
+        Sim {
+            child,
+            map,
+            startup,
+            dir,
+        }
     }
 
     pub fn address_of(&self, name: &str) -> &str {
