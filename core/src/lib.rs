@@ -10,6 +10,8 @@
 //! - [`snmp`]: SNMP v1 / v2c messages, the v3 envelope, every PDU type and
 //!   value type, decoded as zero-copy views that borrow the datagram.
 //! - [`printer`]: the device model, from walked varbinds to a snapshot.
+//! - [`poll`]: walking a device through the model's plan (retries, GetBulk
+//!   adaptation, fallbacks), driven by the caller's clock and socket.
 //!
 //! ```
 //! use dca_core::ber::Oid;
@@ -52,7 +54,9 @@
 extern crate std;
 
 pub mod ber;
+pub mod poll;
 pub mod printer;
 pub mod snmp;
 #[cfg(feature = "std")]
 pub mod snmprec;
+pub mod time;

@@ -563,6 +563,8 @@ impl SnapshotBuilder {
             .map(|s| self.finish_supply(s, family))
             .collect();
         snapshot.counters = self.collect_counters(dev, &mut snapshot.overflowed);
+        // In OID order, whatever order the answers came in.
+        snapshot.counters.sort_unstable_by(|a, b| a.oid.cmp(&b.oid));
         snapshot
     }
 

@@ -1,0 +1,177 @@
+//! dca-core's walker against `dca-sim serve`: walking every corpus
+//! recording over UDP gives the same snapshot as building it in-process from
+//! the recording, and faulty devices (loss, v1 only, no GetBulk, tooBig,
+//! asleep, slow, genErr, quirky encodings) are still walked completely.
+
+mod support;
+
+use dca_core::poll::{Sink, WalkConfig, WalkError, WalkState, Walker};
+use dca_core::printer::plan::walk_plan;
+use dca_core::printer::{Snapshot, SnapshotBuilder};
+use dca_core::snmp::{VarBind, Version};
+use dca_core::snmprec;
+use dca_core::time::{Duration, Instant};
+use std::net::UdpSocket;
+use support::{Sim, recordings, stem};
+
+/// The shell's loop, with a blocking socket: send what is due, wait until
+/// the next timeout for an answer, repeat until the walk ends. Bounded by
+/// the walk's own deadline.
+fn drive(mut walker: Walker, address: &str, sink: &mut impl Sink) -> Walker {
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket.connect(address).unwrap();
+    let origin = std::time::Instant::now();
+    let now = || Instant::from_millis(origin.elapsed().as_millis() as u64);
+    let (mut out, mut inp) = ([0u8; 1500], [0u8; 65535]);
+    while walker.state() == WalkState::Running {
+        while let Some(n) = walker.poll_transmit(now(), &mut out) {
+            socket.send(&out[..n]).unwrap();
+        }
+        let Some(due) = walker.poll_timeout() else {
+            break;
+        };
+        let wait = due.saturating_since(now()).millis().max(1);
+        socket
+            .set_read_timeout(Some(std::time::Duration::from_millis(wait)))
+            .unwrap();
+        match socket.recv(&mut inp) {
+            Ok(n) => walker.handle_datagram(now(), &inp[..n], sink),
+            Err(_) => walker.handle_timeout(now()),
+        }
+    }
+    walker
+}
+
+fn walk(address: &str, cfg: WalkConfig) -> (Walker, Snapshot) {
+    let mut builder = SnapshotBuilder::new();
+    let w = drive(
+        Walker::new(cfg, walk_plan(), 7, Instant::from_millis(0)),
+        address,
+        &mut builder,
+    );
+    (w, builder.finish())
+}
+
+fn in_process(path: &std::path::Path) -> Snapshot {
+    let rec = snmprec::parse(&std::fs::read_to_string(path).unwrap());
+    let mut b = SnapshotBuilder::new();
+    for r in &rec.records {
+        b.push(&VarBind::new(r.oid.as_oid_ref(), r.value()));
+    }
+    b.finish()
+}
+
+fn fast() -> WalkConfig {
+    let mut cfg = WalkConfig::new(b"public");
+    cfg.timeout = Duration::from_millis(200);
+    cfg.deadline = Duration::from_secs(30);
+    cfg
+}
+
+#[test]
+fn walking_each_recording_gives_its_in_process_snapshot() {
+    let dir = support::corpus().join("librenms/snmprec");
+    let sim = Sim::start(
+        "walker",
+        &[
+            "--recordings",
+            dir.to_str().unwrap(),
+            "--bind",
+            "127.17.0.0/24",
+            "--port",
+            "1161",
+        ],
+    );
+    for file in recordings() {
+        let (w, walked) = walk(sim.address_of(&stem(&file)), fast());
+        assert_eq!(
+            w.state(),
+            WalkState::Done,
+            "{}: {:?}",
+            stem(&file),
+            w.stats()
+        );
+        assert_eq!(walked, in_process(&file), "{}", stem(&file));
+        assert!(w.uses_bulk() && w.version() == Version::V2c);
+    }
+}
+
+#[test]
+fn faulty_devices_are_still_walked_completely() {
+    let dir = std::env::temp_dir().join(format!("dca-walker-faults-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let scenario = dir.join("scenario.json");
+    // Every printer recording gets one fault.
+    std::fs::write(
+        &scenario,
+        r#"[
+            {"devices": "jetdirect", "v1_only": true},
+            {"devices": "sharp", "no_bulk": true},
+            {"devices": "ricoh_mpc3002", "too_big_above": 6},
+            {"devices": "konica", "asleep_after_s": 3600},
+            {"devices": "utax", "gen_error": 0.3},
+            {"devices": "epson", "loss": 0.3},
+            {"devices": "canonprinter_lbp", "delay_ms": 150, "jitter_ms": 100},
+            {"devices": "jetdirect_m880", "quirks": ["unsigned-without-zero", "long-lengths", "padded-integers"]},
+            {"devices": "konica_c250i", "too_big_above": 1, "v1_only": true}
+        ]"#,
+    )
+    .unwrap();
+    let recordings_dir = support::corpus().join("librenms/snmprec");
+    let sim = Sim::start(
+        "walker-faults",
+        &[
+            "--recordings",
+            recordings_dir.to_str().unwrap(),
+            "--bind",
+            "127.18.0.0/24",
+            "--port",
+            "1161",
+            "--scenario",
+            scenario.to_str().unwrap(),
+            "--seed",
+            "3",
+        ],
+    );
+    for name in [
+        "jetdirect",
+        "sharp",
+        "ricoh_mpc3002",
+        "konica",
+        "utax",
+        "epson",
+        "canonprinter_lbp",
+        "jetdirect_m880",
+        "konica_c250i",
+    ] {
+        let mut cfg = fast();
+        cfg.retries = 4;
+        let (w, walked) = walk(sim.address_of(name), cfg);
+        assert_eq!(w.state(), WalkState::Done, "{name}: {:?}", w.stats());
+        let file = recordings_dir.join(format!("{name}.snmprec"));
+        assert_eq!(walked, in_process(&file), "{name}");
+        match name {
+            "jetdirect" | "konica_c250i" => {
+                assert_eq!(w.version(), Version::V1, "{name} detected as v1-only")
+            }
+            "sharp" => assert!(!w.uses_bulk(), "sharp detected as without GetBulk"),
+            "ricoh_mpc3002" => assert!(w.stats().too_big > 0),
+            "epson" | "konica" => assert!(w.stats().retries > 0),
+            _ => {}
+        }
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn silence_and_wrong_communities_end_in_no_answer() {
+    // Nothing listens on this address (the test owns 127.19.0.0/16).
+    let mut cfg = fast();
+    cfg.timeout = Duration::from_millis(50);
+    cfg.retries = 1;
+    let (w, snap) = walk("127.19.0.1:1161", cfg);
+    assert_eq!(w.state(), WalkState::Failed(WalkError::NoAnswer));
+    assert!(!snap.is_printer());
+    // v2c then v1 were both tried.
+    assert_eq!(w.stats().requests, 4);
+}
