@@ -1,41 +1,52 @@
 //! `dca`: OpenDCA's command-line agent.
-//!
-//! Scanning and polling arrive with the poller; today the binary offers
-//! `dca decode`, which prints an SNMP datagram as the core's codec reads it
-//! (the tool support reaches for when a device answers oddly), and
-//! `dca snapshot`, which shows the snapshot a recorded device yields.
 
 mod decode;
+mod poll_cmd;
 mod snapshot_cmd;
 mod snapshot_json;
 
+use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
-const USAGE: &str = "\
-dca: OpenDCA data collection agent
+#[derive(Parser)]
+#[command(name = "dca", about = "OpenDCA data collection agent", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
 
-USAGE:
-    dca decode HEX...   print an SNMP datagram (hex, spaces and colons allowed)
-    dca snapshot FILE.snmprec [--address ADDR] [--pretty]
-                        the device snapshot a recording yields, as JSON
-    dca --help
-
-Not available yet in this build:
-    dca scan, dca poll, dca enroll, dca push
-";
+#[derive(Subcommand)]
+enum Command {
+    /// Poll one printer and print its snapshot.
+    ///
+    /// Exit codes: 0 a printer was polled, 2 bad arguments or target, 3 the
+    /// device answered but is not a printer, 4 no answer (which is also what
+    /// a wrong community looks like), 5 the device stopped answering.
+    Poll(poll_cmd::PollArgs),
+    /// Print an SNMP datagram as the codec reads it (hex; spaces and colons allowed).
+    Decode {
+        #[arg(required = true)]
+        hex: Vec<String>,
+    },
+    /// The snapshot (JSON) a snmpsim recording yields.
+    Snapshot {
+        file: String,
+        /// The address to put in the JSON.
+        #[arg(long)]
+        address: Option<String>,
+        #[arg(long)]
+        pretty: bool,
+    },
+}
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.first().map(String::as_str) {
-        None | Some("-h" | "--help" | "help") => {
-            print!("{USAGE}");
-            ExitCode::SUCCESS
-        }
-        Some("decode") => decode::run(args.get(1..).unwrap_or_default()),
-        Some("snapshot") => snapshot_cmd::run(args.get(1..).unwrap_or_default()),
-        Some(other) => {
-            eprintln!("dca: `{other}` is not available in this build\n\n{USAGE}");
-            ExitCode::from(2)
-        }
+    match Cli::parse().command {
+        Command::Poll(args) => poll_cmd::run(&args),
+        Command::Decode { hex } => decode::run(&hex),
+        Command::Snapshot {
+            file,
+            address,
+            pretty,
+        } => snapshot_cmd::run(&file, address.as_deref(), pretty),
     }
 }

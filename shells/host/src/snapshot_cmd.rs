@@ -10,27 +10,8 @@ use dca_core::snmp::VarBind;
 use dca_core::snmprec;
 use std::process::ExitCode;
 
-pub fn run(args: &[String]) -> ExitCode {
-    let mut file = None;
-    let mut address = None;
-    let mut pretty = false;
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--pretty" => pretty = true,
-            "--address" => match it.next() {
-                Some(v) => address = Some(v.clone()),
-                None => return usage("--address needs a value"),
-            },
-            other if other.starts_with("--") => return usage(&format!("unknown option {other}")),
-            other if file.is_none() => file = Some(other.to_string()),
-            other => return usage(&format!("unexpected argument {other}")),
-        }
-    }
-    let Some(file) = file else {
-        return usage("no recording given");
-    };
-    let text = match std::fs::read_to_string(&file) {
+pub fn run(file: &str, address: Option<&str>, pretty: bool) -> ExitCode {
+    let text = match std::fs::read_to_string(file) {
         Ok(t) => t,
         Err(e) => {
             eprintln!("dca snapshot: cannot read {file}: {e}");
@@ -41,7 +22,7 @@ pub fn run(args: &[String]) -> ExitCode {
     for e in &skipped {
         eprintln!("dca snapshot: {file}: {e} (skipped)");
     }
-    let json = to_json(address.as_deref(), &snapshot);
+    let json = to_json(address, &snapshot);
     let out = if pretty {
         serde_json::to_string_pretty(&json)
     } else {
@@ -70,13 +51,6 @@ pub fn snapshot_of(text: &str) -> (Snapshot, Vec<snmprec::LineError>) {
         b.push(&VarBind::new(r.oid.as_oid_ref(), r.value()));
     }
     (b.finish(), rec.errors)
-}
-
-fn usage(problem: &str) -> ExitCode {
-    eprintln!(
-        "dca snapshot: {problem}\nusage: dca snapshot FILE.snmprec [--address ADDR] [--pretty]"
-    );
-    ExitCode::from(2)
 }
 
 #[cfg(test)]
