@@ -9,10 +9,9 @@
 
 use dca_core::ber::Oid;
 use dca_core::snmp::{CommunityMessage, Message, Pdu, PduType, Pdus, VarBind, Version};
-use std::io::{BufRead, BufReader};
 use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -20,49 +19,14 @@ use std::time::{Duration, Instant};
 const WINDOW: Duration = Duration::from_secs(5);
 const WORKERS: usize = 16;
 
-struct Guard(Child);
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use support::start_until;
 
 fn corpus() -> PathBuf {
-    let dir = std::env::var_os("DCA_CORPUS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus"));
-    std::fs::canonicalize(dir.join("librenms/snmprec")).expect("the corpus (set DCA_CORPUS)")
-}
-
-/// Starts a program and waits until a line containing `ready` appears on
-/// its stdout or stderr (bounded).
-fn start(mut cmd: Command, ready: &str) -> Guard {
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("starts");
-    let (tx, rx) = std::sync::mpsc::channel();
-    for pipe in [
-        Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
-        Box::new(child.stderr.take().unwrap()),
-    ] {
-        let tx = tx.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-    }
-    let guard = Guard(child);
-    loop {
-        match rx.recv_timeout(Duration::from_secs(120)) {
-            Ok(l) if l.contains(ready) => return guard,
-            Ok(_) => {}
-            Err(e) => panic!("not ready: {e}"),
-        }
-    }
+    std::fs::canonicalize(support::corpus().join("librenms/snmprec"))
+        .expect("the corpus (set DCA_CORPUS)")
 }
 
 /// (address, community) of every device to load.
@@ -159,7 +123,7 @@ fn main() {
         "--map",
     ])
     .arg(&map);
-    let ours_guard = start(sim, "serving");
+    let (ours_guard, _) = start_until(sim, "serving");
     let map: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&map).unwrap()).unwrap();
     let ours: Targets = map
@@ -193,7 +157,7 @@ fn main() {
             "--process-user=nobody",
             "--process-group=nogroup",
         ]);
-    let theirs_guard = start(snmpsim, "Listening at UDP/IPv4 endpoint");
+    let (theirs_guard, _) = start_until(snmpsim, "Listening at UDP/IPv4 endpoint");
     let theirs: Targets = names
         .iter()
         .map(|n| ("127.21.0.1:1161".to_string(), n.clone()))
@@ -216,7 +180,7 @@ fn main() {
         "--port",
         "1161",
     ]);
-    let fleet_guard = start(fleet, "serving");
+    let (fleet_guard, _) = start_until(fleet, "serving");
     let pid = fleet_guard.0.id();
     let all: Targets = (1..=10_000u32)
         .map(|i| {

@@ -4,11 +4,8 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
-use support::{Sim, peer, recordings, stem, try_walk, walk};
+use std::process::Command;
+use support::{Running, Sim, peer, recordings, start_until, stem, try_walk, walk};
 
 /// Recordings snmpsim cannot serve, and why. The test checks that it still
 /// cannot (so the exception does not outlive its reason); the net-snmp test
@@ -19,50 +16,17 @@ const SNMPSIM_CANNOT_SERVE: &[(&str, &str)] = &[(
      request; dca-sim skips those lines and reports them",
 )];
 
-/// snmpsim, stopped when dropped.
-struct Snmpsim(std::process::Child);
-
-impl Drop for Snmpsim {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_snmpsim(program: &std::path::Path, data_dir: &std::path::Path, endpoint: &str) -> Snmpsim {
+fn start_snmpsim(program: &std::path::Path, data_dir: &std::path::Path, endpoint: &str) -> Running {
     let cache = std::env::temp_dir().join(format!("dca-snmpsim-cache-{}", std::process::id()));
     std::fs::create_dir_all(&cache).unwrap();
     // snmpsim drops to nobody, who must be able to write its index cache.
     let _ = Command::new("chmod").arg("777").arg(&cache).status();
-    let mut child = Command::new(program)
-        .arg(format!("--data-dir={}", data_dir.display()))
+    let mut cmd = Command::new(program);
+    cmd.arg(format!("--data-dir={}", data_dir.display()))
         .arg(format!("--agent-udpv4-endpoint={endpoint}"))
         .arg(format!("--cache-dir={}", cache.display()))
-        .args(["--process-user=nobody", "--process-group=nogroup"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("snmpsim starts");
-    let (tx, rx) = mpsc::channel();
-    for pipe in [
-        Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
-        Box::new(child.stderr.take().unwrap()),
-    ] {
-        let tx = tx.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-    }
-    let guard = Snmpsim(child);
-    loop {
-        match rx.recv_timeout(Duration::from_secs(120)) {
-            Ok(line) if line.contains("Listening at UDP/IPv4 endpoint") => break,
-            Ok(_) => {}
-            Err(e) => panic!("snmpsim did not start listening: {e}"),
-        }
-    }
+        .args(["--process-user=nobody", "--process-group=nogroup"]);
+    let (guard, _) = start_until(cmd, "Listening at UDP/IPv4 endpoint");
     // snmpsim reports "Listening" a moment before it reads its socket: the
     // first request can be lost. Wait until it answers, boundedly.
     for _ in 0..30 {

@@ -44,9 +44,53 @@ pub fn peer(candidates: &[&str]) -> Option<PathBuf> {
     None
 }
 
-/// A running `dca-sim serve`, stopped (SIGTERM) when dropped.
+/// A child process, killed when dropped.
+pub struct Running(pub Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `cmd` and waits, bounded, for a line containing `ready` on its
+/// stdout or stderr; returns the process and the lines before. Both pipes
+/// are drained for the process's whole life, so it never writes into a
+/// closed pipe.
+pub fn start_until(mut cmd: Command, ready: &str) -> (Running, Vec<String>) {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the program starts");
+    let (tx, rx) = mpsc::channel();
+    let pipes: [Box<dyn std::io::Read + Send>; 2] = [
+        Box::new(child.stdout.take().unwrap()),
+        Box::new(child.stderr.take().unwrap()),
+    ];
+    for pipe in pipes {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+    }
+    let running = Running(child);
+    let mut before = Vec::new();
+    loop {
+        match rx.recv_timeout(Duration::from_secs(120)) {
+            Ok(line) if line.contains(ready) => return (running, before),
+            Ok(line) => before.push(line),
+            Err(e) => panic!("{cmd:?} did not report {ready:?}: {e}"),
+        }
+    }
+}
+
+/// A running `dca-sim serve`.
 pub struct Sim {
-    pub child: Child,
+    pub process: Running,
     pub map: Vec<(String, String)>,
     /// What the simulator said on stderr before it was ready.
     pub startup: Vec<String>,
@@ -54,40 +98,15 @@ pub struct Sim {
 }
 
 impl Sim {
-    /// Starts the simulator and waits, bounded, until it reports that every
-    /// device is bound and the map is written.
+    /// Starts the simulator and waits until it reports that every device is
+    /// bound and the map is written.
     pub fn start(name: &str, args: &[&str]) -> Sim {
         let dir = std::env::temp_dir().join(format!("dca-sim-test-{name}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let map_path = dir.join("map.json");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_dca-sim"))
-            .arg("serve")
-            .args(args)
-            .arg("--map")
-            .arg(&map_path)
-            .stderr(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("dca-sim starts");
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            // Keeps draining, so the simulator never writes into a closed pipe.
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let mut startup = Vec::new();
-        loop {
-            match rx.recv_timeout(Duration::from_secs(60)) {
-                Ok(line) if line.contains("serving") => break,
-                Ok(line) => startup.push(line),
-                Err(e) => {
-                    let _ = child.kill();
-                    panic!("dca-sim did not start: {e}");
-                }
-            }
-        }
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_dca-sim"));
+        cmd.arg("serve").args(args).arg("--map").arg(&map_path);
+        let (process, startup) = start_until(cmd, "serving");
         let map: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(&map_path).unwrap()).unwrap();
         let map = map
@@ -102,7 +121,7 @@ impl Sim {
             })
             .collect();
         Sim {
-            child,
+            process,
             map,
             startup,
             dir,
@@ -115,22 +134,16 @@ impl Sim {
 
     /// Stops the simulator as Ctrl-C would and returns its exit status.
     pub fn stop(mut self) -> std::process::ExitStatus {
-        terminate(&self.child);
-        self.child.wait().unwrap()
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.process.0.id().to_string())
+            .status();
+        self.process.0.wait().unwrap()
     }
-}
-
-pub fn terminate(child: &Child) {
-    let _ = Command::new("kill")
-        .arg("-TERM")
-        .arg(child.id().to_string())
-        .status();
 }
 
 impl Drop for Sim {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
