@@ -2,6 +2,7 @@
 
 mod decode;
 mod poll_cmd;
+mod scan_cmd;
 mod snapshot_cmd;
 mod snapshot_json;
 
@@ -23,6 +24,8 @@ enum Command {
     /// device answered but is not a printer, 4 no answer (which is also what
     /// a wrong community looks like), 5 the device stopped answering.
     Poll(poll_cmd::PollArgs),
+    /// Discover the printers in address ranges and poll each one.
+    Scan(scan_cmd::ScanArgs),
     /// Print an SNMP datagram as the codec reads it (hex; spaces and colons allowed).
     Decode {
         #[arg(required = true)]
@@ -42,6 +45,7 @@ enum Command {
 fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Poll(args) => poll_cmd::run(&args),
+        Command::Scan(args) => scan_cmd::run(&args),
         Command::Decode { hex } => decode::run(&hex),
         Command::Snapshot {
             file,

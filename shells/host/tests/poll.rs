@@ -40,11 +40,16 @@ impl Drop for Sim {
 }
 
 fn start_sim(bind: &str) -> Sim {
+    let recordings = corpus().join("librenms/snmprec");
+    start_sim_with(bind, &["--recordings", recordings.to_str().unwrap()])
+}
+
+fn start_sim_with(bind: &str, source: &[&str]) -> Sim {
     let map = std::env::temp_dir()
         .join(format!("dca-poll-test-{}-{bind}.json", std::process::id()).replace('/', "_"));
     let mut child = Command::new(dca_sim())
-        .args(["serve", "--recordings"])
-        .arg(corpus().join("librenms/snmprec"))
+        .arg("serve")
+        .args(source)
         .args(["--bind", bind, "--port", "1161", "--map"])
         .arg(&map)
         .stderr(Stdio::piped())
@@ -197,4 +202,118 @@ fn failures_have_their_exit_codes() {
     let bad = dca(&["poll", "127.0.0.1:99999"]);
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("127.0.0.1:99999"));
+}
+
+fn in_process_is_printer(name: &str) -> bool {
+    let path = corpus().join(format!("librenms/snmprec/{name}.snmprec"));
+    let rec = snmprec::parse(&std::fs::read_to_string(&path).unwrap());
+    let mut b = SnapshotBuilder::new();
+    for r in &rec.records {
+        b.push(&VarBind::new(r.oid.as_oid_ref(), r.value()));
+    }
+    b.finish().is_printer()
+}
+
+/// The addresses of the printers a `dca scan --json` found.
+fn scanned(args: &[&str]) -> (std::collections::BTreeSet<String>, String) {
+    let mut all = vec!["scan", "--json", "--port", "1161"];
+    all.extend_from_slice(args);
+    let out = dca(&all);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let found = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["address"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    (found, String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn scan_finds_exactly_the_printers_of_the_map() {
+    let sim = start_sim("127.26.0.0/24");
+    let printers: std::collections::BTreeSet<String> = sim
+        .1
+        .iter()
+        .filter(|(n, _)| in_process_is_printer(n))
+        .map(|(_, a)| a.clone())
+        .collect();
+    assert!(printers.len() >= 15);
+    let (found, summary) = scanned(&["127.26.0.0/24", "--timeout", "200"]);
+    assert_eq!(found, printers);
+    assert!(
+        summary.contains("256 addresses probed")
+            && summary.contains(&format!("{} printers", printers.len())),
+        "{summary}"
+    );
+    // Exclusions are not probed.
+    let (found, summary) = scanned(&[
+        "127.26.0.0/24",
+        "--timeout",
+        "200",
+        "--exclude",
+        "127.26.0.1-10",
+        "--exclude",
+        "127.26.0.200/25",
+    ]);
+    let expected: std::collections::BTreeSet<String> = printers
+        .iter()
+        .filter(|a| {
+            let last: u32 = a
+                .split(':')
+                .next()
+                .unwrap()
+                .rsplit('.')
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap();
+            (11..128).contains(&last)
+        })
+        .cloned()
+        .collect();
+    assert_eq!(found, expected);
+    // .0 and .11-.127: 118 addresses.
+    assert!(summary.contains("118 addresses probed"), "{summary}");
+}
+
+#[test]
+fn scan_of_a_generated_fleet_with_several_communities() {
+    let _sim = start_sim_with(
+        "127.27.0.0/23",
+        &["--generate", "300", "--seed", "11", "--community", "site-b"],
+    );
+    let (found, _) = scanned(&[
+        "127.27.0.0/23",
+        "-c",
+        "public",
+        "-c",
+        "site-b",
+        "--rate",
+        "2000",
+        "--timeout",
+        "200",
+    ]);
+    assert_eq!(found.len(), 300);
+    let (found, summary) = scanned(&[
+        "127.27.0.0/24",
+        "-c",
+        "public",
+        "--retries",
+        "0",
+        "--timeout",
+        "100",
+    ]);
+    assert!(found.is_empty());
+    assert!(summary.contains("0 answered"), "{summary}");
+    let bad = dca(&["scan", "127.27.0.0/40"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("prefix length above 32"));
 }

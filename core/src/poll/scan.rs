@@ -1,0 +1,417 @@
+//! Discovery and polling of many devices over one socket, sans I/O.
+//!
+//! Each address gets a cheap probe (a GET of sysObjectID.0), with retries
+//! and each configured community in turn; the community that answers is
+//! kept for that device. Answering devices are walked (the [`Walker`]) in
+//! one of the slots the caller provides, and qualify as printers by the
+//! model's rule when the walk ends. Probes go out at a configurable rate,
+//! with a cap on probes in flight; answers are routed by the address they
+//! come from, and anything unexpected is counted and ignored.
+
+use super::walk::{WalkConfig, WalkError, WalkState, Walker};
+use crate::ber::OidBuf;
+use crate::printer::plan::walk_plan;
+use crate::printer::{Snapshot, SnapshotBuilder};
+use crate::snmp::{CommunityMessage, Message, Pdu, PduType, Pdus, VarBind, Version};
+use crate::time::{Duration, Instant};
+use core::net::{IpAddr, SocketAddr};
+use heapless::{Deque, Vec};
+
+/// sysObjectID.0: every SNMP agent has it.
+const PROBE_OID: &[u32] = &[1, 3, 6, 1, 2, 1, 1, 2, 0];
+
+#[derive(Debug, Clone)]
+pub struct ScanConfig {
+    /// Tried in order on each address; the first that answers is kept.
+    pub communities: Vec<Vec<u8, 64>, 8>,
+    pub port: u16,
+    pub probe_timeout: Duration,
+    pub probe_retries: u8,
+    /// Probes per second; 0 for no limit.
+    pub rate: u32,
+    /// Probes in flight at most (also bounded by the `PROBES` capacity).
+    pub max_in_flight: usize,
+    /// How each device is walked (its community is set per device).
+    pub walk: WalkConfig,
+}
+
+impl ScanConfig {
+    pub fn new(communities: &[&[u8]], port: u16) -> Self {
+        let mut list = Vec::new();
+        for c in communities {
+            let mut v = Vec::new();
+            let _ = v.extend_from_slice(c.get(..64).unwrap_or(c));
+            let _ = list.push(v);
+        }
+        Self {
+            communities: list,
+            port,
+            probe_timeout: Duration::from_millis(1000),
+            probe_retries: 1,
+            rate: 0,
+            max_in_flight: usize::MAX,
+            walk: WalkConfig::new(b"public"),
+        }
+    }
+}
+
+/// A device being walked, in a slot the caller provides.
+#[derive(Debug)]
+pub struct WalkSlot {
+    addr: SocketAddr,
+    community: u8,
+    walker: Walker,
+    builder: SnapshotBuilder,
+}
+
+/// What happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    /// An SNMP agent answered the probe; its walk is queued.
+    Answered(SocketAddr),
+    /// The walk ended: take the snapshot of `slot` (printer or not).
+    Walked { slot: usize },
+    /// No answer to any community.
+    Unreachable(SocketAddr),
+    /// The device answered the probe but its walk failed.
+    WalkFailed(SocketAddr, WalkError),
+}
+
+/// Counts for a progress bar and the final summary.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ScanStats {
+    pub probed: u64,
+    pub answered: u64,
+    pub walked: u64,
+    pub unreachable: u64,
+    pub failed: u64,
+    /// Datagrams from addresses or with request-ids we did not expect.
+    pub ignored: u64,
+}
+
+#[derive(Debug, Clone)]
+struct Probe {
+    addr: SocketAddr,
+    community: u8,
+    attempt: u8,
+    request_id: i32,
+    expires: Instant,
+    needs_send: bool,
+}
+
+/// A scan over `targets`, with `PROBES` probes in flight at most and one
+/// walk per slot of `slots`.
+pub struct Scan<'s, I: Iterator<Item = IpAddr>, const PROBES: usize> {
+    cfg: ScanConfig,
+    targets: I,
+    targets_done: bool,
+    probes: Vec<Probe, PROBES>,
+    waiting: Deque<(SocketAddr, u8), 256>,
+    slots: &'s mut [Option<WalkSlot>],
+    events: Deque<Event, 256>,
+    next_probe_at: Instant,
+    window_start: Instant,
+    window_count: u32,
+    next_request_id: i32,
+    stats: ScanStats,
+}
+
+impl<I: Iterator<Item = IpAddr>, const PROBES: usize> core::fmt::Debug for Scan<'_, I, PROBES> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Scan")
+            .field("stats", &self.stats)
+            .field("in_flight", &self.probes.len())
+            .finish()
+    }
+}
+
+impl<'s, I: Iterator<Item = IpAddr>, const PROBES: usize> Scan<'s, I, PROBES> {
+    pub fn new(
+        cfg: ScanConfig,
+        targets: I,
+        slots: &'s mut [Option<WalkSlot>],
+        now: Instant,
+    ) -> Self {
+        Self {
+            cfg,
+            targets,
+            targets_done: false,
+            probes: Vec::new(),
+            waiting: Deque::new(),
+            slots,
+            events: Deque::new(),
+            next_probe_at: now,
+            window_start: now,
+            window_count: 0,
+            next_request_id: 0x4000_0000,
+            stats: ScanStats::default(),
+        }
+    }
+
+    pub fn stats(&self) -> ScanStats {
+        self.stats
+    }
+
+    /// True once every target was probed and every walk ended.
+    pub fn is_finished(&self) -> bool {
+        self.targets_done
+            && self.probes.is_empty()
+            && self.waiting.is_empty()
+            && self.slots.iter().all(Option::is_none)
+    }
+
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    fn push_event(&mut self, e: Event) {
+        // The shell drains events after each call; a full queue drops the
+        // oldest progress rather than stalling the scan.
+        if self.events.is_full() {
+            let _ = self.events.pop_front();
+        }
+        let _ = self.events.push_back(e);
+    }
+
+    /// Takes the snapshot of a finished walk and frees its slot.
+    pub fn take_snapshot(&mut self, slot: usize) -> Option<(SocketAddr, Snapshot)> {
+        let s = self.slots.get_mut(slot)?;
+        match s {
+            Some(w) if w.walker.state() == WalkState::Done => {}
+            _ => return None,
+        }
+        let w = s.take()?;
+        Some((w.addr, w.builder.finish()))
+    }
+
+    /// The community that answered a device being walked.
+    pub fn community_of(&self, slot: usize) -> Option<&[u8]> {
+        let w = self.slots.get(slot)?.as_ref()?;
+        self.cfg
+            .communities
+            .get(usize::from(w.community))
+            .map(|c| c.as_slice())
+    }
+
+    fn request_id(&mut self) -> i32 {
+        self.next_request_id = self.next_request_id.wrapping_add(1) | 0x4000_0000;
+        self.next_request_id
+    }
+
+    /// The next datagram to send and where; `None` when nothing is due.
+    pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<(SocketAddr, usize)> {
+        self.fill_slots(now);
+        for w in self.slots.iter_mut().flatten() {
+            if let Some(n) = w.walker.poll_transmit(now, buf) {
+                return Some((w.addr, n));
+            }
+        }
+        if let Some(i) = self.probes.iter().position(|p| p.needs_send) {
+            return self.send_probe(i, now, buf);
+        }
+        self.start_probe(now, buf)
+    }
+
+    fn start_probe(&mut self, now: Instant, buf: &mut [u8]) -> Option<(SocketAddr, usize)> {
+        if self.targets_done
+            || self.probes.is_full()
+            || self.probes.len() >= self.cfg.max_in_flight
+            || now < self.next_probe_at
+        {
+            return None;
+        }
+        let Some(ip) = self.targets.next() else {
+            self.targets_done = true;
+            return None;
+        };
+        let request_id = self.request_id();
+        let probe = Probe {
+            addr: SocketAddr::new(ip, self.cfg.port),
+            community: 0,
+            attempt: 0,
+            request_id,
+            expires: now,
+            needs_send: true,
+        };
+        if self.probes.push(probe).is_err() {
+            return None;
+        }
+        self.stats.probed = self.stats.probed.saturating_add(1);
+        if self.cfg.rate > 0 {
+            // At most `rate` probes in each second-long window.
+            if now.saturating_since(self.window_start) >= Duration::from_secs(1) {
+                self.window_start = now;
+                self.window_count = 0;
+            }
+            self.window_count = self.window_count.saturating_add(1);
+            if self.window_count >= self.cfg.rate {
+                self.next_probe_at = self.window_start.saturating_add(Duration::from_secs(1));
+            }
+        }
+        self.send_probe(self.probes.len().saturating_sub(1), now, buf)
+    }
+
+    fn send_probe(
+        &mut self,
+        i: usize,
+        now: Instant,
+        buf: &mut [u8],
+    ) -> Option<(SocketAddr, usize)> {
+        let timeout = self.cfg.probe_timeout;
+        let p = self.probes.get_mut(i)?;
+        let community = self.cfg.communities.get(usize::from(p.community))?;
+        let oid = OidBuf::<16>::from_arcs(PROBE_OID).ok()?;
+        let vbs = [VarBind::null(oid.as_oid_ref())];
+        let msg = CommunityMessage {
+            version: Version::V2c,
+            community,
+            pdu: Pdus::Pdu(Pdu::new(PduType::GetRequest, p.request_id, &vbs[..])),
+        };
+        let n = msg.encode(buf).ok()?;
+        p.needs_send = false;
+        p.expires = now.saturating_add(timeout);
+        Some((p.addr, n))
+    }
+
+    /// Starts walks of answered devices in free slots.
+    fn fill_slots(&mut self, now: Instant) {
+        for (i, slot) in self.slots.iter_mut().enumerate() {
+            if slot.is_some() {
+                continue;
+            }
+            let Some((addr, community)) = self.waiting.pop_front() else {
+                break;
+            };
+            let mut cfg = self.cfg.walk.clone();
+            if let Some(c) = self.cfg.communities.get(usize::from(community)) {
+                cfg.community = c.clone();
+            }
+            let seed = i32::try_from(i).unwrap_or(0).wrapping_mul(1 << 20);
+            *slot = Some(WalkSlot {
+                addr,
+                community,
+                walker: Walker::new(cfg, walk_plan(), seed, now),
+                builder: SnapshotBuilder::new(),
+            });
+        }
+    }
+
+    /// A datagram from `from`.
+    pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
+        if let Some((i, w)) = self
+            .slots
+            .iter_mut()
+            .enumerate()
+            .find_map(|(i, s)| s.as_mut().filter(|w| w.addr == from).map(|w| (i, w)))
+        {
+            let before = w.walker.stats().ignored;
+            w.walker.handle_datagram(now, bytes, &mut w.builder);
+            if w.walker.stats().ignored > before {
+                self.stats.ignored = self.stats.ignored.saturating_add(1);
+            }
+            self.check_walk(i);
+            return;
+        }
+        let Some(i) = self.probes.iter().position(|p| p.addr == from) else {
+            self.stats.ignored = self.stats.ignored.saturating_add(1);
+            return;
+        };
+        let answered = match (Message::decode(bytes), self.probes.get(i)) {
+            (Ok(Message::Community(m)), Some(p)) => match m.pdu {
+                Pdus::Pdu(pdu) => pdu.ty == PduType::Response && pdu.request_id == p.request_id,
+                Pdus::TrapV1(_) => false,
+            },
+            _ => false,
+        };
+        if !answered {
+            self.stats.ignored = self.stats.ignored.saturating_add(1);
+            return;
+        }
+        let p = self.probes.swap_remove(i);
+        self.stats.answered = self.stats.answered.saturating_add(1);
+        self.push_event(Event::Answered(p.addr));
+        if self.waiting.push_back((p.addr, p.community)).is_err() {
+            // More answered devices than the queue holds: walked later
+            // would be better than never, but never silently.
+            self.stats.failed = self.stats.failed.saturating_add(1);
+            self.push_event(Event::WalkFailed(p.addr, WalkError::Deadline));
+        }
+        self.fill_slots(now);
+    }
+
+    fn check_walk(&mut self, i: usize) {
+        let Some(Some(w)) = self.slots.get(i) else {
+            return;
+        };
+        match w.walker.state() {
+            WalkState::Running => {}
+            WalkState::Done => {
+                self.stats.walked = self.stats.walked.saturating_add(1);
+                self.push_event(Event::Walked { slot: i });
+            }
+            WalkState::Failed(e) => {
+                let addr = w.addr;
+                if let Some(s) = self.slots.get_mut(i) {
+                    *s = None;
+                }
+                self.stats.failed = self.stats.failed.saturating_add(1);
+                self.push_event(Event::WalkFailed(addr, e));
+            }
+        }
+    }
+
+    /// When [`Scan::handle_timeout`] is next due.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let probes = self
+            .probes
+            .iter()
+            .filter(|p| !p.needs_send)
+            .map(|p| p.expires);
+        let walks = self
+            .slots
+            .iter()
+            .flatten()
+            .filter_map(|w| w.walker.poll_timeout());
+        let next_probe = (!self.targets_done).then_some(self.next_probe_at);
+        probes.chain(walks).chain(next_probe).min()
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let mut i = 0;
+        while let Some(p) = self.probes.get_mut(i) {
+            if p.needs_send || now < p.expires {
+                i = i.saturating_add(1);
+                continue;
+            }
+            if p.attempt < self.cfg.probe_retries {
+                p.attempt = p.attempt.saturating_add(1);
+                p.needs_send = true;
+            } else if usize::from(p.community).saturating_add(1) < self.cfg.communities.len() {
+                p.community = p.community.saturating_add(1);
+                p.attempt = 0;
+                p.needs_send = true;
+            } else {
+                let p = self.probes.swap_remove(i);
+                self.stats.unreachable = self.stats.unreachable.saturating_add(1);
+                self.push_event(Event::Unreachable(p.addr));
+                continue;
+            }
+            i = i.saturating_add(1);
+        }
+        for i in 0..self.slots.len() {
+            if let Some(Some(w)) = self.slots.get_mut(i)
+                && w.walker.state() == WalkState::Running
+            {
+                w.walker.handle_timeout(now);
+                self.check_walk(i);
+            }
+        }
+        self.fill_slots(now);
+    }
+}
+
+/// An empty slot table of `n` walk slots (host side: heap memory).
+#[cfg(feature = "std")]
+pub fn slots(n: usize) -> std::vec::Vec<Option<WalkSlot>> {
+    (0..n).map(|_| None).collect()
+}

@@ -1,0 +1,206 @@
+//! `dca scan TARGET...`: discover the printers in address ranges and poll
+//! each one.
+//!
+//! The core's scan does discovery, retries, community selection and the
+//! walks; this shell owns one UDP socket (dual-stack where the host has
+//! IPv6, so IPv4 and IPv6 targets share it) and the clock.
+
+use crate::snapshot_json::to_json;
+use dca_core::poll::scan::slots;
+use dca_core::poll::{Event, Scan, ScanConfig, Target, addresses};
+use dca_core::printer::Snapshot;
+use dca_core::time::{Duration, Instant};
+use std::io::{IsTerminal, Write};
+use std::net::{SocketAddr, SocketAddrV6, ToSocketAddrs, UdpSocket};
+use std::process::ExitCode;
+
+#[derive(clap::Args)]
+pub struct ScanArgs {
+    /// Addresses, CIDR blocks (a.b.c.d/n), ranges (a.b.c.d-e.f.g.h or a.b.c.d-h) or host names.
+    #[arg(required = true)]
+    targets: Vec<String>,
+    /// Communities to try on each address, in order (default: public).
+    #[arg(long = "community", short = 'c', value_name = "COMMUNITY")]
+    communities: Vec<String>,
+    #[arg(long, default_value_t = 161)]
+    port: u16,
+    /// Probes per second (0: as fast as the network takes them).
+    #[arg(long, default_value_t = 0)]
+    rate: u32,
+    /// Timeout of a first try, in milliseconds.
+    #[arg(long, default_value_t = 1000)]
+    timeout: u64,
+    #[arg(long, default_value_t = 1)]
+    retries: u8,
+    /// Addresses or ranges to leave out.
+    #[arg(long, value_name = "TARGET")]
+    exclude: Vec<String>,
+    /// Devices walked at once.
+    #[arg(long, default_value_t = 64)]
+    parallel: usize,
+    /// One snapshot (docs/snapshot.md) per printer per line.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Parses a target, resolving host names to one address.
+fn target(s: &str, port: u16) -> Result<Target, String> {
+    match Target::parse(s) {
+        Ok(t) => Ok(t),
+        Err(syntax) => {
+            let looks_numeric = s.chars().all(|c| c.is_ascii_digit() || ".-/:".contains(c));
+            if looks_numeric {
+                return Err(format!("{s}: {}", syntax.describe()));
+            }
+            let addr = (s, port)
+                .to_socket_addrs()
+                .map_err(|e| format!("{s}: {e}"))?
+                .next()
+                .ok_or_else(|| format!("{s}: no address"))?;
+            Ok(Target::Single(addr.ip()))
+        }
+    }
+}
+
+fn socket() -> std::io::Result<UdpSocket> {
+    UdpSocket::bind("[::]:0").or_else(|_| UdpSocket::bind("0.0.0.0:0"))
+}
+
+/// A v4 destination as the dual-stack socket needs it.
+fn outgoing(socket_is_v6: bool, to: SocketAddr) -> SocketAddr {
+    match to {
+        SocketAddr::V4(a) if socket_is_v6 => {
+            SocketAddr::V6(SocketAddrV6::new(a.ip().to_ipv6_mapped(), a.port(), 0, 0))
+        }
+        other => other,
+    }
+}
+
+fn incoming(from: SocketAddr) -> SocketAddr {
+    SocketAddr::new(from.ip().to_canonical(), from.port())
+}
+
+fn lowest_supply(s: &Snapshot) -> String {
+    s.supplies
+        .iter()
+        .filter_map(|x| x.percent().map(|p| (p, x.description.as_str())))
+        .min_by(|a, b| a.0.total_cmp(&b.0))
+        .map_or_else(|| "-".to_string(), |(p, d)| format!("{p:.0}% {d}"))
+}
+
+pub fn run(args: &ScanArgs) -> ExitCode {
+    let parse_all = |list: &[String]| {
+        list.iter()
+            .map(|t| target(t, args.port))
+            .collect::<Result<Vec<_>, _>>()
+    };
+    let (targets, exclude) = match (parse_all(&args.targets), parse_all(&args.exclude)) {
+        (Ok(t), Ok(x)) => (t, x),
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("dca scan: bad target {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let total: u64 = targets.iter().map(Target::len).sum();
+    let communities: Vec<String> = if args.communities.is_empty() {
+        vec!["public".into()]
+    } else {
+        args.communities.clone()
+    };
+    let community_refs: Vec<&[u8]> = communities.iter().map(|c| c.as_bytes()).collect();
+    let mut cfg = ScanConfig::new(&community_refs, args.port);
+    cfg.probe_timeout = Duration::from_millis(args.timeout);
+    cfg.probe_retries = args.retries;
+    cfg.rate = args.rate;
+    cfg.walk.timeout = Duration::from_millis(args.timeout);
+    cfg.walk.retries = args.retries.max(1);
+    let socket = match socket() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("dca scan: cannot open a UDP socket: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let v6 = socket.local_addr().is_ok_and(|a| a.is_ipv6());
+    let mut walk_slots = slots(args.parallel.clamp(1, 4096));
+    let origin = std::time::Instant::now();
+    let now = || Instant::from_millis(origin.elapsed().as_millis() as u64);
+    let mut scan: Scan<'_, _, 1024> =
+        Scan::new(cfg, addresses(&targets, &exclude), &mut walk_slots, now());
+    let (mut out, mut inp) = ([0u8; 1500], vec![0u8; 65535]);
+    let progress = std::io::stderr().is_terminal();
+    let mut printers = 0u64;
+    let mut stdout = std::io::stdout().lock();
+    if !args.json {
+        let _ = writeln!(
+            stdout,
+            "{:<22} {:<15} {:<32} {:<16} {:>10}  lowest supply",
+            "address", "vendor", "model", "serial", "pages"
+        );
+    }
+    let mut last_progress = origin;
+    loop {
+        scan.handle_timeout(now());
+        while let Some((to, n)) = scan.poll_transmit(now(), &mut out) {
+            // A send error (no route, say) is the same as no answer.
+            let _ = socket.send_to(&out[..n], outgoing(v6, to));
+        }
+        while let Some(event) = scan.poll_event() {
+            if let Event::Walked { slot } = event
+                && let Some((addr, snap)) = scan.take_snapshot(slot)
+                && snap.is_printer()
+            {
+                printers += 1;
+                let line = if args.json {
+                    to_json(Some(&addr.to_string()), &snap).to_string()
+                } else {
+                    let id = &snap.identity;
+                    let one_line = |t: &str| t.replace(['\n', '\r', '\t'], " ");
+                    format!(
+                        "{:<22} {:<15} {:<32} {:<16} {:>10}  {}",
+                        addr,
+                        id.vendor.map_or("-", |v| v.id()),
+                        one_line(id.model.as_str()),
+                        one_line(id.serial.as_str()),
+                        snap.counter("total")
+                            .map_or_else(|| "-".into(), |c| c.value.to_string()),
+                        one_line(&lowest_supply(&snap))
+                    )
+                };
+                let _ = writeln!(stdout, "{line}");
+            }
+        }
+        if scan.is_finished() {
+            break;
+        }
+        if progress && last_progress.elapsed() > std::time::Duration::from_millis(200) {
+            let s = scan.stats();
+            eprint!(
+                "\rprobed {}/{total}  answered {}  printers {printers}   ",
+                s.probed, s.answered
+            );
+            last_progress = std::time::Instant::now();
+        }
+        let wait = scan
+            .poll_timeout()
+            .map_or(50, |t| t.saturating_since(now()).millis())
+            .clamp(1, 50);
+        let _ = socket.set_read_timeout(Some(std::time::Duration::from_millis(wait)));
+        if let Ok((n, from)) = socket.recv_from(&mut inp) {
+            scan.handle_datagram(now(), incoming(from), &inp[..n]);
+        }
+    }
+    let s = scan.stats();
+    if progress {
+        eprint!("\r");
+    }
+    eprintln!(
+        "dca scan: {} addresses probed, {} answered, {printers} printers, {} unreachable, {} walks failed, in {:.1} s",
+        s.probed,
+        s.answered,
+        s.unreachable,
+        s.failed,
+        origin.elapsed().as_secs_f64()
+    );
+    ExitCode::SUCCESS
+}
