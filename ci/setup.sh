@@ -9,6 +9,9 @@ log() { printf '==> %s\n' "$*"; }
 missing=()
 command -v qemu-system-arm >/dev/null || missing+=(qemu-system-arm)
 command -v snmpbulkwalk >/dev/null || missing+=(snmp)
+# Peers of the discovery benchmark (cargo bench -p dca-host --bench fleet).
+command -v onesixtyone >/dev/null || missing+=(onesixtyone)
+command -v braa >/dev/null || missing+=(braa)
 /usr/bin/python3 -c 'import ensurepip' 2>/dev/null || missing+=(python3-venv)
 if [ ${#missing[@]} -gt 0 ]; then
   log "installing ${missing[*]}"

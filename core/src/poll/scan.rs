@@ -64,15 +64,12 @@ pub struct WalkSlot {
     builder: SnapshotBuilder,
 }
 
-/// What happened.
+/// What happened to a device that answered. (Addresses that never answer
+/// are only counted: a /16 sweep has tens of thousands of them.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Event {
-    /// An SNMP agent answered the probe; its walk is queued.
-    Answered(SocketAddr),
     /// The walk ended: take the snapshot of `slot` (printer or not).
     Walked { slot: usize },
-    /// No answer to any community.
-    Unreachable(SocketAddr),
     /// The device answered the probe but its walk failed.
     WalkFailed(SocketAddr, WalkError),
 }
@@ -100,15 +97,18 @@ struct Probe {
 }
 
 /// A scan over `targets`, with `PROBES` probes in flight at most and one
-/// walk per slot of `slots`.
+/// walk per slot of `slots` (at most 1,024 slots).
 pub struct Scan<'s, I: Iterator<Item = IpAddr>, const PROBES: usize> {
     cfg: ScanConfig,
     targets: I,
     targets_done: bool,
     probes: Vec<Probe, PROBES>,
-    waiting: Deque<(SocketAddr, u8), 256>,
+    /// Devices that answered, waiting for a walk slot. As large as the
+    /// probe table: probes in flight plus waiting devices never exceed it,
+    /// so every answer finds room.
+    waiting: Deque<(SocketAddr, u8), PROBES>,
     slots: &'s mut [Option<WalkSlot>],
-    events: Deque<Event, 256>,
+    events: Deque<Event, 1024>,
     next_probe_at: Instant,
     window_start: Instant,
     window_count: u32,
@@ -165,11 +165,9 @@ impl<'s, I: Iterator<Item = IpAddr>, const PROBES: usize> Scan<'s, I, PROBES> {
     }
 
     fn push_event(&mut self, e: Event) {
-        // The shell drains events after each call; a full queue drops the
-        // oldest progress rather than stalling the scan.
-        if self.events.is_full() {
-            let _ = self.events.pop_front();
-        }
+        // At most one event per walk slot is pending between two drains of
+        // the shell (a slot is reused only after its snapshot is taken),
+        // so the queue has room while slots number at most its capacity.
         let _ = self.events.push_back(e);
     }
 
@@ -329,13 +327,8 @@ impl<'s, I: Iterator<Item = IpAddr>, const PROBES: usize> Scan<'s, I, PROBES> {
         }
         let p = self.probes.swap_remove(i);
         self.stats.answered = self.stats.answered.saturating_add(1);
-        self.push_event(Event::Answered(p.addr));
-        if self.waiting.push_back((p.addr, p.community)).is_err() {
-            // More answered devices than the queue holds: walked later
-            // would be better than never, but never silently.
-            self.stats.failed = self.stats.failed.saturating_add(1);
-            self.push_event(Event::WalkFailed(p.addr, WalkError::Deadline));
-        }
+        // Room is guaranteed by start_probe's bound.
+        let _ = self.waiting.push_back((p.addr, p.community));
         self.fill_slots(now);
     }
 
@@ -391,9 +384,8 @@ impl<'s, I: Iterator<Item = IpAddr>, const PROBES: usize> Scan<'s, I, PROBES> {
                 p.attempt = 0;
                 p.needs_send = true;
             } else {
-                let p = self.probes.swap_remove(i);
+                self.probes.swap_remove(i);
                 self.stats.unreachable = self.stats.unreachable.saturating_add(1);
-                self.push_event(Event::Unreachable(p.addr));
                 continue;
             }
             i = i.saturating_add(1);

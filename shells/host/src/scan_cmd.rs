@@ -62,8 +62,26 @@ fn target(s: &str, port: u16) -> Result<Target, String> {
     }
 }
 
+/// One dual-stack socket (IPv4 only where the host has no IPv6), with a
+/// receive buffer large enough for the answers of a burst of probes and of
+/// every walk in flight: answers dropped by a full buffer would look like
+/// dead devices.
 fn socket() -> std::io::Result<UdpSocket> {
-    UdpSocket::bind("[::]:0").or_else(|_| UdpSocket::bind("0.0.0.0:0"))
+    use socket2::{Domain, Protocol, Socket, Type};
+    let open = |domain, addr: SocketAddr| -> std::io::Result<Socket> {
+        let s = Socket::new(domain, Type::DGRAM, Some(Protocol::UDP))?;
+        if domain == Domain::IPV6 {
+            s.set_only_v6(false)?;
+        }
+        // The system may cap this (net.core.rmem_max); what it grants is fine.
+        let _ = s.set_recv_buffer_size(8 << 20);
+        s.bind(&addr.into())?;
+        Ok(s)
+    };
+    let any6: SocketAddr = "[::]:0".parse().map_err(std::io::Error::other)?;
+    let any4: SocketAddr = "0.0.0.0:0".parse().map_err(std::io::Error::other)?;
+    let s = open(Domain::IPV6, any6).or_else(|_| open(Domain::IPV4, any4))?;
+    Ok(s.into())
 }
 
 /// A v4 destination as the dual-stack socket needs it.
@@ -122,10 +140,10 @@ pub fn run(args: &ScanArgs) -> ExitCode {
         }
     };
     let v6 = socket.local_addr().is_ok_and(|a| a.is_ipv6());
-    let mut walk_slots = slots(args.parallel.clamp(1, 4096));
+    let mut walk_slots = slots(args.parallel.clamp(1, 1024));
     let origin = std::time::Instant::now();
     let now = || Instant::from_millis(origin.elapsed().as_millis() as u64);
-    let mut scan: Scan<'_, _, 1024> =
+    let mut scan: Scan<'_, _, 4096> =
         Scan::new(cfg, addresses(&targets, &exclude), &mut walk_slots, now());
     let (mut out, mut inp) = ([0u8; 1500], vec![0u8; 65535]);
     let progress = std::io::stderr().is_terminal();
@@ -141,9 +159,22 @@ pub fn run(args: &ScanArgs) -> ExitCode {
     let mut last_progress = origin;
     loop {
         scan.handle_timeout(now());
-        while let Some((to, n)) = scan.poll_transmit(now(), &mut out) {
+        // Send in bursts and read everything that arrived in between: a
+        // socket that only sends while answers pile up overflows its
+        // receive buffer, and answers lost there look like dead devices.
+        let mut busy = false;
+        for _ in 0..64 {
+            let Some((to, n)) = scan.poll_transmit(now(), &mut out) else {
+                break;
+            };
             // A send error (no route, say) is the same as no answer.
             let _ = socket.send_to(&out[..n], outgoing(v6, to));
+            busy = true;
+        }
+        let _ = socket.set_nonblocking(true);
+        while let Ok((n, from)) = socket.recv_from(&mut inp) {
+            scan.handle_datagram(now(), incoming(from), &inp[..n]);
+            busy = true;
         }
         while let Some(event) = scan.poll_event() {
             if let Event::Walked { slot } = event
@@ -181,13 +212,17 @@ pub fn run(args: &ScanArgs) -> ExitCode {
             );
             last_progress = std::time::Instant::now();
         }
-        let wait = scan
-            .poll_timeout()
-            .map_or(50, |t| t.saturating_since(now()).millis())
-            .clamp(1, 50);
-        let _ = socket.set_read_timeout(Some(std::time::Duration::from_millis(wait)));
-        if let Ok((n, from)) = socket.recv_from(&mut inp) {
-            scan.handle_datagram(now(), incoming(from), &inp[..n]);
+        if !busy {
+            // Nothing to do until an answer arrives or a timer is due.
+            let wait = scan
+                .poll_timeout()
+                .map_or(50, |t| t.saturating_since(now()).millis())
+                .clamp(1, 50);
+            let _ = socket.set_nonblocking(false);
+            let _ = socket.set_read_timeout(Some(std::time::Duration::from_millis(wait)));
+            if let Ok((n, from)) = socket.recv_from(&mut inp) {
+                scan.handle_datagram(now(), incoming(from), &inp[..n]);
+            }
         }
     }
     let s = scan.stats();
@@ -195,12 +230,28 @@ pub fn run(args: &ScanArgs) -> ExitCode {
         eprint!("\r");
     }
     eprintln!(
-        "dca scan: {} addresses probed, {} answered, {printers} printers, {} unreachable, {} walks failed, in {:.1} s",
+        "dca scan: {} addresses probed, {} answered, {printers} printers, {} unreachable, {} walks failed, in {:.1} s{}",
         s.probed,
         s.answered,
         s.unreachable,
         s.failed,
-        origin.elapsed().as_secs_f64()
+        origin.elapsed().as_secs_f64(),
+        peak_memory().map_or_else(String::new, |kib| format!(
+            ", peak memory {:.1} MiB",
+            kib as f64 / 1024.0
+        ))
     );
     ExitCode::SUCCESS
+}
+
+/// Peak resident memory of this process, where the system tells it.
+fn peak_memory() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
 }
