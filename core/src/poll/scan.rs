@@ -121,6 +121,8 @@ impl<I: Iterator<Item = IpAddr>, const PROBES: usize> core::fmt::Debug for Scan<
         f.debug_struct("Scan")
             .field("stats", &self.stats)
             .field("in_flight", &self.probes.len())
+            .field("waiting", &self.waiting.len())
+            .field("walking", &self.slots.iter().flatten().count())
             .finish()
     }
 }
@@ -211,8 +213,11 @@ impl<'s, I: Iterator<Item = IpAddr>, const PROBES: usize> Scan<'s, I, PROBES> {
     }
 
     fn start_probe(&mut self, now: Instant, buf: &mut [u8]) -> Option<(SocketAddr, usize)> {
+        // Probes in flight plus answered devices waiting for a walk slot
+        // never exceed the probe table, so every answer finds room.
+        let room = self.probes.len().saturating_add(self.waiting.len()) < PROBES;
         if self.targets_done
-            || self.probes.is_full()
+            || !room
             || self.probes.len() >= self.cfg.max_in_flight
             || now < self.next_probe_at
         {

@@ -230,9 +230,10 @@ pub fn run(args: &ScanArgs) -> ExitCode {
         eprint!("\r");
     }
     eprintln!(
-        "dca scan: {} addresses probed, {} answered, {printers} printers, {} unreachable, {} walks failed, in {:.1} s{}",
+        "dca scan: {} addresses probed, {} answered, {} walked, {printers} printers, {} unreachable, {} walks failed, in {:.1} s{}",
         s.probed,
         s.answered,
+        s.walked,
         s.unreachable,
         s.failed,
         origin.elapsed().as_secs_f64(),
