@@ -412,3 +412,83 @@ impl<'s, I: Iterator<Item = IpAddr>, const PROBES: usize> Scan<'s, I, PROBES> {
 pub fn slots(n: usize) -> std::vec::Vec<Option<WalkSlot>> {
     (0..n).map(|_| None).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::poll::targets::{Target, addresses};
+    use crate::snmp::{Message, Value};
+    use std::vec::Vec as StdVec;
+
+    /// Answers a request as a device with no objects would: endOfMibView
+    /// for walks, noSuchObject for GETs, sysObjectID for the probe.
+    fn answer(request: &[u8]) -> Option<StdVec<u8>> {
+        let Ok(Message::Community(m)) = Message::decode(request) else {
+            return None;
+        };
+        let Pdus::Pdu(p) = m.pdu else { return None };
+        let names: StdVec<VarBind<'_>> = p.varbinds.clone().flatten().collect();
+        let value = match p.ty {
+            PduType::GetRequest => Value::NoSuchObject,
+            _ => Value::EndOfMibView,
+        };
+        let vbs: StdVec<VarBind<'_>> = names
+            .iter()
+            .map(|vb| VarBind::new(vb.name, value))
+            .collect();
+        let resp = CommunityMessage {
+            version: m.version,
+            community: m.community,
+            pdu: Pdus::Pdu(Pdu::new(PduType::Response, p.request_id, &vbs[..])),
+        };
+        let mut out = std::vec![0u8; resp.encoded_len()];
+        resp.encode(&mut out).ok()?;
+        Some(out)
+    }
+
+    /// More devices than probes in flight and walk slots: every device that
+    /// answers is walked, none is lost in between.
+    #[test]
+    fn no_answered_device_is_lost() {
+        let targets = [Target::parse("10.9.0.1-10.9.0.100").unwrap()];
+        let mut slot_table: StdVec<Option<WalkSlot>> = (0..4).map(|_| None).collect();
+        let mut scan: Scan<'_, _, 16> = Scan::new(
+            ScanConfig::new(&[b"public"], 161),
+            addresses(&targets, &[]),
+            &mut slot_table,
+            Instant::from_millis(0),
+        );
+        let mut buf = [0u8; 1500];
+        let mut walked = 0;
+        // Bounded: 100 devices need far fewer rounds than this.
+        for round in 0..10_000u64 {
+            let now = Instant::from_millis(round);
+            let mut sent = StdVec::new();
+            while let Some((to, n)) = scan.poll_transmit(now, &mut buf) {
+                sent.push((to, buf[..n].to_vec()));
+            }
+            for (to, req) in sent {
+                if let Some(resp) = answer(&req) {
+                    scan.handle_datagram(now, to, &resp);
+                }
+            }
+            scan.handle_timeout(now);
+            while let Some(e) = scan.poll_event() {
+                if let Event::Walked { slot } = e {
+                    assert!(scan.take_snapshot(slot).is_some());
+                    walked += 1;
+                }
+            }
+            if scan.is_finished() {
+                break;
+            }
+        }
+        let s = scan.stats();
+        assert_eq!(
+            (s.probed, s.answered, s.walked, walked),
+            (100, 100, 100, 100),
+            "{s:?}"
+        );
+        assert!(scan.is_finished());
+    }
+}
