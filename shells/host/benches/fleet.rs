@@ -235,7 +235,8 @@ fn main() {
             "0",
             "public@127.41.0.0-127.41.255.255:1161:.1.3.6.1.2.1.1.2.0",
         ],
-        "1.3.6.1.2.1.1.2.0",
+        // braa prints "address:time:oid:value" lines.
+        "ms:",
     );
     println!("\n| /16 discovery, 1,000 printers | seconds | found |");
     println!("|---|---|---|");

@@ -143,7 +143,7 @@ pub fn run(args: &ScanArgs) -> ExitCode {
     let mut walk_slots = slots(args.parallel.clamp(1, 1024));
     let origin = std::time::Instant::now();
     let now = || Instant::from_millis(origin.elapsed().as_millis() as u64);
-    let mut scan: Scan<'_, _, 4096> =
+    let mut scan: Scan<'_, _, 16384> =
         Scan::new(cfg, addresses(&targets, &exclude), &mut walk_slots, now());
     let (mut out, mut inp) = ([0u8; 1500], vec![0u8; 65535]);
     let progress = std::io::stderr().is_terminal();
