@@ -93,7 +93,10 @@ struct Probe {
     attempt: u8,
     request_id: i32,
     expires: Instant,
-    needs_send: bool,
+    /// Datagrams of this attempt still to send: each attempt asks in v2c
+    /// and in v1 at once, since v1-only printers ignore v2c and a few
+    /// devices have v1 switched off; either answer proves an agent.
+    to_send: u8,
 }
 
 /// A scan over `targets`, with `PROBES` probes in flight at most and one
@@ -206,7 +209,7 @@ impl<'s, I: Iterator<Item = IpAddr>, const PROBES: usize> Scan<'s, I, PROBES> {
                 return Some((w.addr, n));
             }
         }
-        if let Some(i) = self.probes.iter().position(|p| p.needs_send) {
+        if let Some(i) = self.probes.iter().position(|p| p.to_send > 0) {
             return self.send_probe(i, now, buf);
         }
         self.start_probe(now, buf)
@@ -234,7 +237,7 @@ impl<'s, I: Iterator<Item = IpAddr>, const PROBES: usize> Scan<'s, I, PROBES> {
             attempt: 0,
             request_id,
             expires: now,
-            needs_send: true,
+            to_send: 2,
         };
         if self.probes.push(probe).is_err() {
             return None;
@@ -265,13 +268,18 @@ impl<'s, I: Iterator<Item = IpAddr>, const PROBES: usize> Scan<'s, I, PROBES> {
         let community = self.cfg.communities.get(usize::from(p.community))?;
         let oid = OidBuf::<16>::from_arcs(PROBE_OID).ok()?;
         let vbs = [VarBind::null(oid.as_oid_ref())];
+        let version = if p.to_send >= 2 {
+            Version::V2c
+        } else {
+            Version::V1
+        };
         let msg = CommunityMessage {
-            version: Version::V2c,
+            version,
             community,
             pdu: Pdus::Pdu(Pdu::new(PduType::GetRequest, p.request_id, &vbs[..])),
         };
         let n = msg.encode(buf).ok()?;
-        p.needs_send = false;
+        p.to_send = p.to_send.saturating_sub(1);
         p.expires = now.saturating_add(timeout);
         Some((p.addr, n))
     }
@@ -363,7 +371,7 @@ impl<'s, I: Iterator<Item = IpAddr>, const PROBES: usize> Scan<'s, I, PROBES> {
         let probes = self
             .probes
             .iter()
-            .filter(|p| !p.needs_send)
+            .filter(|p| p.to_send == 0)
             .map(|p| p.expires);
         let walks = self
             .slots
@@ -377,17 +385,17 @@ impl<'s, I: Iterator<Item = IpAddr>, const PROBES: usize> Scan<'s, I, PROBES> {
     pub fn handle_timeout(&mut self, now: Instant) {
         let mut i = 0;
         while let Some(p) = self.probes.get_mut(i) {
-            if p.needs_send || now < p.expires {
+            if p.to_send > 0 || now < p.expires {
                 i = i.saturating_add(1);
                 continue;
             }
             if p.attempt < self.cfg.probe_retries {
                 p.attempt = p.attempt.saturating_add(1);
-                p.needs_send = true;
+                p.to_send = 2;
             } else if usize::from(p.community).saturating_add(1) < self.cfg.communities.len() {
                 p.community = p.community.saturating_add(1);
                 p.attempt = 0;
-                p.needs_send = true;
+                p.to_send = 2;
             } else {
                 self.probes.swap_remove(i);
                 self.stats.unreachable = self.stats.unreachable.saturating_add(1);

@@ -317,3 +317,43 @@ fn scan_of_a_generated_fleet_with_several_communities() {
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("prefix length above 32"));
 }
+
+#[test]
+fn faulty_fleets_are_still_fully_polled() {
+    let dir = std::env::temp_dir().join(format!("dca-scan-faults-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let scenario = dir.join("scenario.json");
+    // Ten generated printers per fault; the simulator's dice are seeded, so
+    // the lost requests are the same on every run.
+    std::fs::write(
+        &scenario,
+        r#"[
+            {"devices": "prn-0000*", "loss": 0.2},
+            {"devices": "prn-0001*", "v1_only": true},
+            {"devices": "prn-0002*", "no_bulk": true},
+            {"devices": "prn-0003*", "too_big_above": 3},
+            {"devices": "prn-0004*", "asleep_after_s": 3600},
+            {"devices": "prn-0005*", "delay_ms": 100, "jitter_ms": 100}
+        ]"#,
+    )
+    .unwrap();
+    let _sim = start_sim_with(
+        "127.28.0.0/24",
+        &[
+            "--generate",
+            "60",
+            "--seed",
+            "5",
+            "--scenario",
+            scenario.to_str().unwrap(),
+        ],
+    );
+    let (found, summary) = scanned(&["127.28.0.0/24", "--timeout", "400", "--retries", "3"]);
+    assert_eq!(found.len(), 60, "{summary}");
+    // The other 196 addresses of the /24 are reported unreachable.
+    assert!(
+        summary.contains("60 printers, 196 unreachable, 0 walks failed"),
+        "{summary}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
