@@ -105,7 +105,11 @@ pub struct Scan<'s, I: Iterator<Item = IpAddr>, const PROBES: usize> {
     cfg: ScanConfig,
     targets: I,
     targets_done: bool,
+    /// Probes in flight. Those with datagrams still to send are always the
+    /// last `pending` entries, so finding the next one costs nothing even
+    /// with tens of thousands in flight.
     probes: Vec<Probe, PROBES>,
+    pending: usize,
     /// Devices that answered, waiting for a walk slot. As large as the
     /// probe table: probes in flight plus waiting devices never exceed it,
     /// so every answer finds room.
@@ -142,6 +146,7 @@ impl<'s, I: Iterator<Item = IpAddr>, const PROBES: usize> Scan<'s, I, PROBES> {
             targets,
             targets_done: false,
             probes: Vec::new(),
+            pending: 0,
             waiting: Deque::new(),
             slots,
             events: Deque::new(),
@@ -209,7 +214,8 @@ impl<'s, I: Iterator<Item = IpAddr>, const PROBES: usize> Scan<'s, I, PROBES> {
                 return Some((w.addr, n));
             }
         }
-        if let Some(i) = self.probes.iter().position(|p| p.to_send > 0) {
+        if self.pending > 0 {
+            let i = self.probes.len().saturating_sub(self.pending);
             return self.send_probe(i, now, buf);
         }
         self.start_probe(now, buf)
@@ -242,6 +248,7 @@ impl<'s, I: Iterator<Item = IpAddr>, const PROBES: usize> Scan<'s, I, PROBES> {
         if self.probes.push(probe).is_err() {
             return None;
         }
+        self.pending = self.pending.saturating_add(1);
         self.stats.probed = self.stats.probed.saturating_add(1);
         if self.cfg.rate > 0 {
             // At most `rate` probes in each second-long window.
@@ -281,7 +288,11 @@ impl<'s, I: Iterator<Item = IpAddr>, const PROBES: usize> Scan<'s, I, PROBES> {
         let n = msg.encode(buf).ok()?;
         p.to_send = p.to_send.saturating_sub(1);
         p.expires = now.saturating_add(timeout);
-        Some((p.addr, n))
+        let addr = p.addr;
+        if p.to_send == 0 {
+            self.pending = self.pending.saturating_sub(1);
+        }
+        Some((addr, n))
     }
 
     /// Starts walks of answered devices in free slots.
@@ -338,7 +349,16 @@ impl<'s, I: Iterator<Item = IpAddr>, const PROBES: usize> Scan<'s, I, PROBES> {
             self.stats.ignored = self.stats.ignored.saturating_add(1);
             return;
         }
-        let p = self.probes.swap_remove(i);
+        // Keep the pending probes at the end: a cheap swap only when no
+        // datagram is pending, an order-keeping removal otherwise.
+        let p = if self.pending == 0 {
+            self.probes.swap_remove(i)
+        } else {
+            self.probes.remove(i)
+        };
+        if p.to_send > 0 {
+            self.pending = self.pending.saturating_sub(1);
+        }
         self.stats.answered = self.stats.answered.saturating_add(1);
         // Room is guaranteed by start_probe's bound.
         let _ = self.waiting.push_back((p.addr, p.community));
@@ -383,25 +403,30 @@ impl<'s, I: Iterator<Item = IpAddr>, const PROBES: usize> Scan<'s, I, PROBES> {
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
-        let mut i = 0;
-        while let Some(p) = self.probes.get_mut(i) {
-            if p.to_send > 0 || now < p.expires {
-                i = i.saturating_add(1);
-                continue;
+        // Expired probes are retried, moved to the next community, or given
+        // up; only while nothing is pending, so that the retried ones can
+        // be moved to the end with the pending ones.
+        if self.pending == 0 && self.probes.iter().any(|p| now >= p.expires) {
+            const GONE: u8 = u8::MAX;
+            let (retries, communities) = (self.cfg.probe_retries, self.cfg.communities.len());
+            for p in self.probes.iter_mut().filter(|p| now >= p.expires) {
+                if p.attempt < retries {
+                    p.attempt = p.attempt.saturating_add(1);
+                    p.to_send = 2;
+                } else if usize::from(p.community).saturating_add(1) < communities {
+                    p.community = p.community.saturating_add(1);
+                    p.attempt = 0;
+                    p.to_send = 2;
+                } else {
+                    p.to_send = GONE;
+                }
             }
-            if p.attempt < self.cfg.probe_retries {
-                p.attempt = p.attempt.saturating_add(1);
-                p.to_send = 2;
-            } else if usize::from(p.community).saturating_add(1) < self.cfg.communities.len() {
-                p.community = p.community.saturating_add(1);
-                p.attempt = 0;
-                p.to_send = 2;
-            } else {
-                self.probes.swap_remove(i);
-                self.stats.unreachable = self.stats.unreachable.saturating_add(1);
-                continue;
-            }
-            i = i.saturating_add(1);
+            let before = self.probes.len();
+            self.probes.retain(|p| p.to_send != GONE);
+            let gone = before.saturating_sub(self.probes.len());
+            self.stats.unreachable = self.stats.unreachable.saturating_add(gone as u64);
+            self.probes.sort_unstable_by_key(|p| p.to_send > 0);
+            self.pending = self.probes.iter().filter(|p| p.to_send > 0).count();
         }
         for i in 0..self.slots.len() {
             if let Some(Some(w)) = self.slots.get_mut(i)

@@ -107,6 +107,25 @@ fn lowest_supply(s: &Snapshot) -> String {
 }
 
 pub fn run(args: &ScanArgs) -> ExitCode {
+    // The scan's tables (65,536 probes in flight, as many devices waiting
+    // for a walk) live in its state, about 5 MiB: give it a thread with
+    // room for them rather than the main thread's stack.
+    std::thread::scope(|scope| {
+        std::thread::Builder::new()
+            .name("scan".into())
+            .stack_size(64 << 20)
+            .spawn_scoped(scope, || scan(args))
+            .map_or_else(
+                |e| {
+                    eprintln!("dca scan: cannot start: {e}");
+                    ExitCode::from(1)
+                },
+                |h| h.join().unwrap_or(ExitCode::from(1)),
+            )
+    })
+}
+
+fn scan(args: &ScanArgs) -> ExitCode {
     let parse_all = |list: &[String]| {
         list.iter()
             .map(|t| target(t, args.port))
@@ -143,7 +162,7 @@ pub fn run(args: &ScanArgs) -> ExitCode {
     let mut walk_slots = slots(args.parallel.clamp(1, 1024));
     let origin = std::time::Instant::now();
     let now = || Instant::from_millis(origin.elapsed().as_millis() as u64);
-    let mut scan: Scan<'_, _, 16384> =
+    let mut scan: Scan<'_, _, 65536> =
         Scan::new(cfg, addresses(&targets, &exclude), &mut walk_slots, now());
     let (mut out, mut inp) = ([0u8; 1500], vec![0u8; 65535]);
     let progress = std::io::stderr().is_terminal();
