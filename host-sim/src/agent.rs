@@ -47,6 +47,7 @@ impl Default for Behaviour {
 
 /// A device as the agent sees it: its template and how to compute the
 /// dynamic values.
+#[allow(missing_debug_implementations)] // holds a closure
 pub struct View<'a> {
     pub template: &'a Template,
     /// A dynamic value now, or `None` if that row is absent right now.

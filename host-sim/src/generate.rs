@@ -423,6 +423,7 @@ impl Printer {
 }
 
 /// A generated device: its shared template and own parameters.
+#[derive(Debug)]
 pub struct Generated {
     pub printer: Printer,
     pub template: Arc<Template>,

@@ -1,16 +1,9 @@
 //! `dca-sim`: emulated printer fleets for testing OpenDCA.
 
-mod agent;
-mod faults;
-mod generate;
-mod mib;
-mod quirks;
-mod recording;
-mod serve;
-
 use clap::{Parser, Subcommand};
+use dca_sim::serve::{self, Device, Fleet};
+use dca_sim::{agent, faults, quirks, recording};
 use ipnet::Ipv4Net;
-use serve::{Device, Stats};
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -213,56 +206,33 @@ fn serve(args: ServeArgs) -> Result<(), String> {
             });
         }
     }
-    let start = std::time::Instant::now();
-    let scale = args.time_scale;
-    for g in generate::fleet(args.generate, args.seed) {
-        let mut printer = g.printer;
-        let name = printer.name().to_string();
-        let faults = scenario.faults_for(&name, &base_faults);
-        printer.set_counter_faults(faults.counter32_wrap, faults.counters_backwards);
-        let eval: serve::Evaluator =
-            Arc::new(move |d| printer.eval(d, (start.elapsed().as_secs_f64() * scale) as u64));
-        devices.push(Device {
-            behaviour: behaviour_for(&faults),
-            seed: args.seed ^ devices.len() as u64,
-            name,
-            source: "generated",
-            template: g.template,
-            eval: Some(eval),
-            faults,
-        });
-    }
+    let first = devices.len();
+    devices.extend(serve::generated(
+        args.generate,
+        args.seed,
+        args.time_scale,
+        first,
+        |name| scenario.faults_for(name, &base_faults),
+        behaviour_for,
+    ));
     if devices.is_empty() {
         return Err("nothing to serve: give --recordings or --generate".into());
     }
-    let sockets = serve::bind_all(&devices, args.bind, args.port)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the runtime: {e}"))?;
-    let stats = Arc::new(Stats::default());
-    runtime.block_on(async {
-        let addrs: Vec<_> = sockets.iter().map(|(a, _)| *a).collect();
-        let names: Vec<(String, &'static str)> =
-            devices.iter().map(|d| (d.name.clone(), d.source)).collect();
-        for (device, (addr, socket)) in devices.into_iter().zip(sockets) {
-            let socket =
-                tokio::net::UdpSocket::from_std(socket).map_err(|e| format!("{addr}: {e}"))?;
-            tokio::spawn(serve::run_device(Arc::new(device), socket, stats.clone()));
-        }
-        if let Some(map) = &args.map {
-            // Written once every socket is bound and served.
-            serve::write_map(map, &names, &addrs)?;
-        }
-        eprintln!(
-            "dca-sim: serving {} devices on {} port {}",
-            addrs.len(),
-            args.bind,
-            args.port
-        );
-        shutdown_signal().await;
-        Ok::<(), String>(())
-    })?;
+    let names: Vec<(String, &'static str)> =
+        devices.iter().map(|d| (d.name.clone(), d.source)).collect();
+    let fleet = Fleet::start(devices, args.bind, args.port)?;
+    if let Some(map) = &args.map {
+        // Written once every socket is bound and served.
+        serve::write_map(map, &names, &fleet.addresses)?;
+    }
+    eprintln!(
+        "dca-sim: serving {} devices on {} port {}",
+        fleet.addresses.len(),
+        args.bind,
+        args.port
+    );
+    fleet.block_on(shutdown_signal());
+    let stats = fleet.stats();
     // stderr may be gone by now (a closed pipe); stopping must not panic.
     let _ = writeln!(
         std::io::stderr(),

@@ -11,10 +11,99 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::net::UdpSocket;
 
+/// Generated printers as devices, with the faults `faults_for` gives each
+/// (by name) and the agent behaviour `behaviour_for` makes of them. `first`
+/// is how many devices come before them (it seeds their fault dice).
+pub fn generated(
+    n: usize,
+    seed: u64,
+    time_scale: f64,
+    first: usize,
+    faults_for: impl Fn(&str) -> Faults,
+    behaviour_for: impl Fn(&Faults) -> Arc<Behaviour>,
+) -> Vec<Device> {
+    let start = std::time::Instant::now();
+    crate::generate::fleet(n, seed)
+        .into_iter()
+        .enumerate()
+        .map(|(i, g)| {
+            let mut printer = g.printer;
+            let name = printer.name().to_string();
+            let faults = faults_for(&name);
+            printer.set_counter_faults(faults.counter32_wrap, faults.counters_backwards);
+            let eval: Evaluator = Arc::new(move |d| {
+                printer.eval(d, (start.elapsed().as_secs_f64() * time_scale) as u64)
+            });
+            Device {
+                behaviour: behaviour_for(&faults),
+                seed: seed ^ (first + i) as u64,
+                name,
+                source: "generated",
+                template: g.template,
+                eval: Some(eval),
+                faults,
+            }
+        })
+        .collect()
+}
+
+/// A fleet being served: each device on its own socket, answered by tasks
+/// on a runtime that stops when the fleet is dropped.
+pub struct Fleet {
+    runtime: tokio::runtime::Runtime,
+    stats: Arc<Stats>,
+    /// Each device's address, in order.
+    pub addresses: Vec<SocketAddr>,
+}
+
+impl std::fmt::Debug for Fleet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fleet")
+            .field("devices", &self.addresses.len())
+            .field("stats", &self.stats)
+            .finish()
+    }
+}
+
+impl Fleet {
+    /// Binds every device on the addresses of `net` and starts serving.
+    pub fn start(devices: Vec<Device>, net: Ipv4Net, port: u16) -> Result<Fleet, String> {
+        let sockets = bind_all(&devices, net, port)?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| format!("cannot start the runtime: {e}"))?;
+        let stats = Arc::new(Stats::default());
+        let addresses: Vec<SocketAddr> = sockets.iter().map(|(a, _)| *a).collect();
+        {
+            let _inside = runtime.enter();
+            for (device, (addr, socket)) in devices.into_iter().zip(sockets) {
+                let socket = UdpSocket::from_std(socket).map_err(|e| format!("{addr}: {e}"))?;
+                runtime.spawn(run_device(Arc::new(device), socket, stats.clone()));
+            }
+        }
+        Ok(Fleet {
+            runtime,
+            stats,
+            addresses,
+        })
+    }
+
+    /// Runs `f` on the fleet's runtime until it ends (a shutdown signal, say).
+    pub fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
+        self.runtime.block_on(f)
+    }
+
+    pub fn stats(&self) -> Arc<Stats> {
+        self.stats.clone()
+    }
+}
+
 /// How a device computes its dynamic values.
 pub type Evaluator = Arc<dyn Fn(Dynamic) -> Option<SimValue> + Send + Sync>;
 
 /// One emulated device.
+#[allow(missing_debug_implementations)] // holds a closure
 pub struct Device {
     pub name: String,
     /// "recording" or "generated", as the map file says.

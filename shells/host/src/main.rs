@@ -1,6 +1,7 @@
 //! `dca`: OpenDCA's command-line agent.
 
 mod decode;
+mod demo_cmd;
 mod poll_cmd;
 mod scan_cmd;
 mod snapshot_cmd;
@@ -26,6 +27,8 @@ enum Command {
     Poll(poll_cmd::PollArgs),
     /// Discover the printers in address ranges and poll each one.
     Scan(scan_cmd::ScanArgs),
+    /// Start an emulated fleet in this process, then scan and report it.
+    Demo(demo_cmd::DemoArgs),
     /// Print an SNMP datagram as the codec reads it (hex; spaces and colons allowed).
     Decode {
         #[arg(required = true)]
@@ -46,6 +49,7 @@ fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Poll(args) => poll_cmd::run(&args),
         Command::Scan(args) => scan_cmd::run(&args),
+        Command::Demo(args) => demo_cmd::run(&args),
         Command::Decode { hex } => decode::run(&hex),
         Command::Snapshot {
             file,

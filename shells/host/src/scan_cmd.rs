@@ -18,29 +18,29 @@ use std::process::ExitCode;
 pub struct ScanArgs {
     /// Addresses, CIDR blocks (a.b.c.d/n), ranges (a.b.c.d-e.f.g.h or a.b.c.d-h) or host names.
     #[arg(required = true)]
-    targets: Vec<String>,
+    pub(crate) targets: Vec<String>,
     /// Communities to try on each address, in order (default: public).
     #[arg(long = "community", short = 'c', value_name = "COMMUNITY")]
-    communities: Vec<String>,
+    pub(crate) communities: Vec<String>,
     #[arg(long, default_value_t = 161)]
-    port: u16,
+    pub(crate) port: u16,
     /// Probes per second (0: as fast as the network takes them).
     #[arg(long, default_value_t = 0)]
-    rate: u32,
+    pub(crate) rate: u32,
     /// Timeout of a first try, in milliseconds.
     #[arg(long, default_value_t = 1000)]
-    timeout: u64,
+    pub(crate) timeout: u64,
     #[arg(long, default_value_t = 1)]
-    retries: u8,
+    pub(crate) retries: u8,
     /// Addresses or ranges to leave out.
     #[arg(long, value_name = "TARGET")]
-    exclude: Vec<String>,
+    pub(crate) exclude: Vec<String>,
     /// Devices walked at once.
     #[arg(long, default_value_t = 64)]
-    parallel: usize,
+    pub(crate) parallel: usize,
     /// One snapshot (docs/snapshot.md) per printer per line.
     #[arg(long)]
-    json: bool,
+    pub(crate) json: bool,
 }
 
 /// Parses a target, resolving host names to one address.

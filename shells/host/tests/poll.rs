@@ -357,3 +357,30 @@ fn faulty_fleets_are_still_fully_polled() {
     );
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// The README's run command: an emulated fleet started in-process,
+/// scanned and reported, without any setup.
+#[test]
+fn demo_scans_its_own_emulated_fleet() {
+    let out = dca(&["demo", "--printers", "40", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 40);
+    let serials: std::collections::BTreeSet<&str> = lines
+        .iter()
+        .map(|j| j["identity"]["serial"].as_str().unwrap())
+        .collect();
+    assert_eq!(serials.len(), 40, "distinct printers");
+    assert!(
+        lines
+            .iter()
+            .all(|j| j["printer"] == true && !j["supplies"].as_array().unwrap().is_empty())
+    );
+}
