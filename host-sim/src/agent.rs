@@ -260,7 +260,7 @@ fn peek_version(bytes: &[u8]) -> Option<i64> {
     use dca_core::ber::{Reader, decode_i64, tag};
     let mut outer = Reader::new(bytes);
     let mut seq = outer.sub(tag::SEQUENCE).ok()?;
-    let v = seq.expect(tag::INTEGER).ok()?;
+    let v = seq.read_tagged(tag::INTEGER).ok()?;
     decode_i64(v.content).ok()
 }
 

@@ -112,7 +112,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Reads the next element, which must carry `expected`, and returns it.
-    pub fn expect(&mut self, expected: u8) -> Result<Tlv<'a>, DecodeError> {
+    pub fn read_tagged(&mut self, expected: u8) -> Result<Tlv<'a>, DecodeError> {
         match self.peek_tag() {
             Some(found) if found != expected => {
                 Err(self.err(DecodeErrorKind::UnexpectedTag { expected, found }))
@@ -124,7 +124,7 @@ impl<'a> Reader<'a> {
     /// Reads a constructed element with tag `expected` and returns a reader
     /// over its contents.
     pub fn sub(&mut self, expected: u8) -> Result<Reader<'a>, DecodeError> {
-        let tlv = self.expect(expected)?;
+        let tlv = self.read_tagged(expected)?;
         Ok(Reader::with_offset(tlv.content, tlv.content_offset))
     }
 
@@ -139,14 +139,14 @@ impl<'a> Reader<'a> {
 
     /// Reads an INTEGER that must fit an `i32`.
     pub fn read_i32(&mut self) -> Result<i32, DecodeError> {
-        let tlv = self.expect(tag::INTEGER)?;
+        let tlv = self.read_tagged(tag::INTEGER)?;
         let v = decode_i64(tlv.content).map_err(|k| DecodeError::new(k, tlv.offset))?;
         i32::try_from(v).map_err(|_| DecodeError::new(DecodeErrorKind::IntegerOverflow, tlv.offset))
     }
 
     /// Reads an OCTET STRING and returns its content.
     pub fn read_octets(&mut self) -> Result<&'a [u8], DecodeError> {
-        Ok(self.expect(tag::OCTET_STRING)?.content)
+        Ok(self.read_tagged(tag::OCTET_STRING)?.content)
     }
 }
 

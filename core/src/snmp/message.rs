@@ -49,7 +49,7 @@ impl<'a> Message<'a, VarBinds<'a>> {
         let mut outer = Reader::new(bytes);
         let mut r = outer.sub(tag::SEQUENCE)?;
         outer.finish()?;
-        let version_tlv = r.expect(tag::INTEGER)?;
+        let version_tlv = r.read_tagged(tag::INTEGER)?;
         let version =
             decode_i64(version_tlv.content).map_err(|k| DecodeError::new(k, version_tlv.offset))?;
         let message = match version {

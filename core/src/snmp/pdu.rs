@@ -238,17 +238,17 @@ pub struct TrapV1<'a, L> {
 
 impl<'a> TrapV1<'a, VarBinds<'a>> {
     fn decode_contents(mut r: Reader<'a>, offset: usize) -> Result<Self, DecodeError> {
-        let ent = r.expect(tag::OBJECT_IDENTIFIER)?;
+        let ent = r.read_tagged(tag::OBJECT_IDENTIFIER)?;
         let enterprise = OidRef::from_ber(ent.content)
             .map_err(|e| DecodeError::new(DecodeErrorKind::BadOid(e), ent.offset))?;
-        let addr = r.expect(value_tag::IP_ADDRESS)?;
+        let addr = r.read_tagged(value_tag::IP_ADDRESS)?;
         let agent_addr = addr
             .content
             .try_into()
             .map_err(|_| DecodeError::new(DecodeErrorKind::BadIpAddress, addr.offset))?;
         let generic_trap = r.read_i32()?;
         let specific_trap = r.read_i32()?;
-        let ts = r.expect(value_tag::TIME_TICKS)?;
+        let ts = r.read_tagged(value_tag::TIME_TICKS)?;
         let Value::TimeTicks(time_stamp) = Value::decode(ts.tag, ts.content, ts.offset)? else {
             return Err(DecodeError::new(
                 DecodeErrorKind::ValueOutOfRange,

@@ -31,7 +31,7 @@ impl HeaderData {
         let mut h = r.sub(tag::SEQUENCE)?;
         let msg_id = h.read_i32()?;
         let max_size = h.read_i32()?;
-        let flags_tlv = h.expect(tag::OCTET_STRING)?;
+        let flags_tlv = h.read_tagged(tag::OCTET_STRING)?;
         let flags = match flags_tlv.content {
             [f] => *f,
             _ => {

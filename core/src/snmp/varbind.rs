@@ -25,7 +25,7 @@ impl<'a> VarBind<'a> {
 
     /// Decodes the contents of a varbind SEQUENCE.
     fn decode_contents(mut r: Reader<'a>) -> Result<Self, DecodeError> {
-        let name_tlv = r.expect(tag::OBJECT_IDENTIFIER)?;
+        let name_tlv = r.read_tagged(tag::OBJECT_IDENTIFIER)?;
         let name = OidRef::from_ber(name_tlv.content)
             .map_err(|e| DecodeError::new(DecodeErrorKind::BadOid(e), name_tlv.offset))?;
         let v = r.read_tlv()?;
