@@ -79,19 +79,88 @@ fn text<const N: usize>(v: &Value<'_>, origin: Origin) -> Option<Text<N>> {
     as_bytes(v).map(|b| Text::new(b, origin))
 }
 
-/// Finds or adds the row with this (device, index).
-fn row<'r, T: Default, const N: usize>(
+/// A table row known by (hrDeviceIndex, row index).
+trait Row {
+    fn key(&self) -> (u32, u32);
+    fn new(device: u32, index: u32) -> Self;
+}
+
+impl Row for Interface {
+    fn key(&self) -> (u32, u32) {
+        (0, self.index)
+    }
+    fn new(_: u32, index: u32) -> Self {
+        Interface {
+            index,
+            ..Interface::default()
+        }
+    }
+}
+
+impl<T: Default> Row for Tagged<T> {
+    fn key(&self) -> (u32, u32) {
+        (self.device, self.index)
+    }
+    fn new(device: u32, index: u32) -> Self {
+        Tagged {
+            device,
+            index,
+            value: T::default(),
+        }
+    }
+}
+
+impl Row for Tray {
+    fn key(&self) -> (u32, u32) {
+        (self.device, self.index)
+    }
+    fn new(device: u32, index: u32) -> Self {
+        Tray {
+            device,
+            index,
+            ..Tray::default()
+        }
+    }
+}
+
+impl Row for Supply {
+    fn key(&self) -> (u32, u32) {
+        (self.device, self.index)
+    }
+    fn new(device: u32, index: u32) -> Self {
+        Supply {
+            device,
+            index,
+            ..Supply::default()
+        }
+    }
+}
+
+impl Row for Alert {
+    fn key(&self) -> (u32, u32) {
+        (self.device, self.index)
+    }
+    fn new(device: u32, index: u32) -> Self {
+        Alert {
+            device,
+            index,
+            ..Alert::default()
+        }
+    }
+}
+
+/// Finds or adds the row with this (device, index); `None` (and the
+/// overflow flag) when the table is full.
+fn row<'r, T: Row, const N: usize>(
     rows: &'r mut Vec<T, N>,
     overflowed: &mut bool,
-    key: impl Fn(&T) -> (u32, u32),
     device: u32,
     index: u32,
-    make: impl FnOnce() -> T,
 ) -> Option<&'r mut T> {
-    let pos = match rows.iter().position(|r| key(r) == (device, index)) {
+    let pos = match rows.iter().position(|r| r.key() == (device, index)) {
         Some(p) => p,
         None => {
-            if rows.push(make()).is_err() {
+            if rows.push(T::new(device, index)).is_err() {
                 *overflowed = true;
                 return None;
             }
@@ -172,18 +241,7 @@ impl SnapshotBuilder {
             [1, 6, 0] => self.identity.sys_location = text(v, Origin::Standard).unwrap_or_default(),
             // ifTable: ifType and ifPhysAddress
             [2, 2, 1, col @ (3 | 6), index] => {
-                let Some(iface) = row(
-                    &mut self.interfaces,
-                    ov,
-                    |r| (0, r.index),
-                    0,
-                    *index,
-                    || Interface {
-                        index: *index,
-                        if_type: None,
-                        mac: None,
-                    },
-                ) else {
+                let Some(iface) = row(&mut self.interfaces, ov, 0, *index) else {
                     return;
                 };
                 if *col == 3 {
@@ -254,18 +312,7 @@ impl SnapshotBuilder {
             }
             // prtInputTable
             [8, 2, 1, col, _, index] => {
-                let Some(tray) = row(
-                    &mut self.trays,
-                    ov,
-                    |r| (r.device, r.index),
-                    dev,
-                    *index,
-                    || Tray {
-                        index: *index,
-                        device: dev,
-                        ..Tray::default()
-                    },
-                ) else {
+                let Some(tray) = row(&mut self.trays, ov, dev, *index) else {
                     return;
                 };
                 match col {
@@ -282,18 +329,7 @@ impl SnapshotBuilder {
             }
             // prtOutputTable
             [9, 2, 1, col, _, index] => {
-                let Some(bin) = row(
-                    &mut self.outputs,
-                    ov,
-                    |r| (r.device, r.index),
-                    dev,
-                    *index,
-                    || Tray {
-                        index: *index,
-                        device: dev,
-                        ..Tray::default()
-                    },
-                ) else {
+                let Some(bin) = row(&mut self.outputs, ov, dev, *index) else {
                     return;
                 };
                 match col {
@@ -305,18 +341,7 @@ impl SnapshotBuilder {
             }
             // prtMarkerTable: life count and power-on count
             [10, 2, 1, col @ (4 | 5), _, marker] => {
-                let Some(m) = row(
-                    &mut self.markers,
-                    ov,
-                    |r| (r.device, r.index),
-                    dev,
-                    *marker,
-                    || Tagged {
-                        device: dev,
-                        index: *marker,
-                        value: (None, None),
-                    },
-                ) else {
+                let Some(m) = row(&mut self.markers, ov, dev, *marker) else {
                     return;
                 };
                 if *col == 4 {
@@ -327,18 +352,7 @@ impl SnapshotBuilder {
             }
             // prtMarkerSuppliesTable
             [11, 1, 1, col, _, index] => {
-                let Some(s) = row(
-                    &mut self.supplies,
-                    ov,
-                    |r| (r.device, r.index),
-                    dev,
-                    *index,
-                    || Supply {
-                        index: *index,
-                        device: dev,
-                        ..Supply::default()
-                    },
-                ) else {
+                let Some(s) = row(&mut self.supplies, ov, dev, *index) else {
                     return;
                 };
                 match col {
@@ -387,18 +401,7 @@ impl SnapshotBuilder {
             }
             // prtAlertTable
             [18, 1, 1, col, _, index] => {
-                let Some(a) = row(
-                    &mut self.alerts,
-                    ov,
-                    |r| (r.device, r.index),
-                    dev,
-                    *index,
-                    || Alert {
-                        index: *index,
-                        device: dev,
-                        ..Alert::default()
-                    },
-                ) else {
+                let Some(a) = row(&mut self.alerts, ov, dev, *index) else {
                     return;
                 };
                 match col {
