@@ -12,6 +12,8 @@
 //! - [`printer`]: the device model, from walked varbinds to a snapshot.
 //! - [`poll`]: walking a device through the model's plan (retries, GetBulk
 //!   adaptation, fallbacks), driven by the caller's clock and socket.
+//! - [`sync`]: the cloud sync protocol: CBOR messages, readings keyed on the
+//!   device's identity, and the HTTP/1.1 framing that carries them.
 //!
 //! ```
 //! use dca_core::ber::Oid;
@@ -59,4 +61,5 @@ pub mod printer;
 pub mod snmp;
 #[cfg(feature = "std")]
 pub mod snmprec;
+pub mod sync;
 pub mod time;

@@ -1,0 +1,268 @@
+//! HTTP/1.1 framing for the sync exchanges, sans-I/O: request and response
+//! heads are written into caller buffers and parsed (with `httparse`) from
+//! whatever bytes have arrived so far. Bodies are always sized by
+//! `Content-Length`: the protocol never streams, and a fixed length is what
+//! every proxy, TLS-inspecting or not, passes through unchanged.
+
+use core::fmt::{self, Write};
+
+/// Headers beyond this many make a head malformed; proxies add a few, a
+/// browser a dozen or so.
+pub const MAX_HEADERS: usize = 48;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HttpError {
+    /// The head is not HTTP/1.x (what `httparse` objected to).
+    Malformed(&'static str),
+    /// `Content-Length` is absent where a body is required, repeated with
+    /// different values, or not a number.
+    ContentLength,
+    /// A chunked body: the protocol sizes every body up front.
+    Chunked,
+    /// The caller's buffer cannot hold the head.
+    BufferTooSmall,
+}
+
+impl fmt::Display for HttpError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HttpError::Malformed(why) => write!(f, "malformed HTTP head: {why}"),
+            HttpError::ContentLength => f.write_str("missing or invalid Content-Length"),
+            HttpError::Chunked => f.write_str("chunked transfer encoding is not supported"),
+            HttpError::BufferTooSmall => f.write_str("buffer too small for the HTTP head"),
+        }
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for HttpError {}
+
+fn malformed(e: httparse::Error) -> HttpError {
+    HttpError::Malformed(match e {
+        httparse::Error::HeaderName => "invalid header name",
+        httparse::Error::HeaderValue => "invalid header value",
+        httparse::Error::NewLine => "invalid new line",
+        httparse::Error::Status => "invalid status",
+        httparse::Error::Token => "invalid token",
+        httparse::Error::TooManyHeaders => "too many headers",
+        httparse::Error::Version => "invalid HTTP version",
+    })
+}
+
+/// Writes formatted text into a byte slice, failing rather than truncating.
+struct SliceWriter<'a> {
+    buf: &'a mut [u8],
+    len: usize,
+}
+
+impl Write for SliceWriter<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let end = self.len.checked_add(s.len()).ok_or(fmt::Error)?;
+        let dst = self.buf.get_mut(self.len..end).ok_or(fmt::Error)?;
+        dst.copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
+    }
+}
+
+fn write_with(
+    buf: &mut [u8],
+    f: impl FnOnce(&mut SliceWriter<'_>) -> fmt::Result,
+) -> Result<usize, HttpError> {
+    let mut w = SliceWriter { buf, len: 0 };
+    f(&mut w).map_err(|_| HttpError::BufferTooSmall)?;
+    Ok(w.len)
+}
+
+/// The head of a sync request (always a POST of a CBOR body).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PostHead<'a> {
+    /// `Host` header: the cloud's host name and, when not 443, its port.
+    pub host: &'a str,
+    pub path: &'a str,
+    /// `Authorization` value, e.g. `Bearer <agent id>:<secret>`; none for
+    /// enrollment.
+    pub authorization: Option<&'a str>,
+    pub content_type: &'a str,
+    pub content_length: usize,
+    pub user_agent: &'a str,
+}
+
+/// Writes the head of a POST; the body follows it on the wire.
+pub fn write_post(buf: &mut [u8], h: &PostHead<'_>) -> Result<usize, HttpError> {
+    write_with(buf, |w| {
+        write!(
+            w,
+            "POST {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nAccept: {}\r\n",
+            h.path, h.host, h.user_agent, h.content_type, h.content_length, h.content_type
+        )?;
+        if let Some(auth) = h.authorization {
+            write!(w, "Authorization: {auth}\r\n")?;
+        }
+        w.write_str("\r\n")
+    })
+}
+
+/// Writes a `CONNECT` request that asks an HTTP proxy for a tunnel to
+/// `authority` (`host:port`), with optional `Proxy-Authorization`.
+pub fn write_connect(
+    buf: &mut [u8],
+    authority: &str,
+    proxy_auth: Option<&str>,
+) -> Result<usize, HttpError> {
+    write_with(buf, |w| {
+        write!(w, "CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n")?;
+        if let Some(auth) = proxy_auth {
+            write!(w, "Proxy-Authorization: {auth}\r\n")?;
+        }
+        w.write_str("\r\n")
+    })
+}
+
+/// Writes a response head; `extra` lines are written as given (each must end
+/// with CRLF).
+pub fn write_response_head(
+    buf: &mut [u8],
+    status: u16,
+    reason: &str,
+    content_type: &str,
+    content_length: usize,
+    extra: &str,
+) -> Result<usize, HttpError> {
+    write_with(buf, |w| {
+        write!(
+            w,
+            "HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {content_length}\r\nCache-Control: no-store\r\n{extra}\r\n"
+        )
+    })
+}
+
+/// The parts of a response head the agent acts on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResponseHead {
+    pub status: u16,
+    /// Bytes of the head; the body starts here.
+    pub head_len: usize,
+    /// `None` for a response that has no body by definition (a `CONNECT`
+    /// tunnel's 200).
+    pub content_length: Option<usize>,
+    /// The server will close the connection after this response.
+    pub close: bool,
+}
+
+/// The parts of a request head the cloud acts on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestHead<'b> {
+    pub method: &'b str,
+    pub path: &'b str,
+    pub head_len: usize,
+    /// 0 when absent (a GET).
+    pub content_length: usize,
+    pub content_type: Option<&'b str>,
+    pub authorization: Option<&'b str>,
+    pub close: bool,
+}
+
+/// What the headers say about the body and the connection.
+struct Framing<'b> {
+    content_length: Option<usize>,
+    content_type: Option<&'b str>,
+    authorization: Option<&'b str>,
+    close: bool,
+}
+
+fn parse_len(v: &[u8]) -> Option<usize> {
+    let s = core::str::from_utf8(v).ok()?.trim();
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
+}
+
+fn framing<'b>(headers: &[httparse::Header<'b>], http10: bool) -> Result<Framing<'b>, HttpError> {
+    let mut f = Framing {
+        content_length: None,
+        content_type: None,
+        authorization: None,
+        close: http10,
+    };
+    for h in headers {
+        let name = h.name;
+        if name.eq_ignore_ascii_case("content-length") {
+            let len = parse_len(h.value).ok_or(HttpError::ContentLength)?;
+            if f.content_length.is_some_and(|l| l != len) {
+                return Err(HttpError::ContentLength);
+            }
+            f.content_length = Some(len);
+        } else if name.eq_ignore_ascii_case("transfer-encoding") {
+            return Err(HttpError::Chunked);
+        } else if name.eq_ignore_ascii_case("content-type") {
+            f.content_type = core::str::from_utf8(h.value).ok();
+        } else if name.eq_ignore_ascii_case("authorization") {
+            f.authorization = core::str::from_utf8(h.value).ok();
+        } else if name.eq_ignore_ascii_case("connection") {
+            let v = core::str::from_utf8(h.value).unwrap_or("");
+            if v.split(',').any(|t| t.trim().eq_ignore_ascii_case("close")) {
+                f.close = true;
+            } else if v
+                .split(',')
+                .any(|t| t.trim().eq_ignore_ascii_case("keep-alive"))
+            {
+                f.close = false;
+            }
+        }
+    }
+    Ok(f)
+}
+
+/// Parses a response head from the bytes received so far: `Ok(None)` until
+/// the head is complete. `tunnel` marks the answer to a `CONNECT`, whose 2xx
+/// has no body.
+pub fn parse_response(bytes: &[u8], tunnel: bool) -> Result<Option<ResponseHead>, HttpError> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut r = httparse::Response::new(&mut headers);
+    let head_len = match r.parse(bytes).map_err(malformed)? {
+        httparse::Status::Complete(n) => n,
+        httparse::Status::Partial => return Ok(None),
+    };
+    let status = r.code.ok_or(HttpError::Malformed("no status code"))?;
+    let f = framing(r.headers, r.version == Some(0))?;
+    let bodiless = (100..200).contains(&status)
+        || status == 204
+        || status == 304
+        || (tunnel && (200..300).contains(&status));
+    let content_length = if bodiless {
+        None
+    } else {
+        Some(f.content_length.ok_or(HttpError::ContentLength)?)
+    };
+    Ok(Some(ResponseHead {
+        status,
+        head_len,
+        content_length,
+        close: f.close,
+    }))
+}
+
+/// Parses a request head from the bytes received so far: `Ok(None)` until
+/// the head is complete.
+pub fn parse_request(bytes: &[u8]) -> Result<Option<RequestHead<'_>>, HttpError> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut r = httparse::Request::new(&mut headers);
+    let head_len = match r.parse(bytes).map_err(malformed)? {
+        httparse::Status::Complete(n) => n,
+        httparse::Status::Partial => return Ok(None),
+    };
+    let method = r.method.ok_or(HttpError::Malformed("no method"))?;
+    let path = r.path.ok_or(HttpError::Malformed("no path"))?;
+    let f = framing(r.headers, r.version == Some(0))?;
+    Ok(Some(RequestHead {
+        method,
+        path,
+        head_len,
+        content_length: f.content_length.unwrap_or(0),
+        content_type: f.content_type,
+        authorization: f.authorization,
+        close: f.close,
+    }))
+}

@@ -1,0 +1,491 @@
+//! The messages of the sync protocol, as views that borrow the body they were
+//! decoded from. Every message is a CBOR map with small integer keys: key 0 is
+//! the protocol version, key 1 the kind, and unknown keys are skipped so a
+//! newer peer can add fields without breaking an older one.
+
+use super::cbor::{self, Enc, EncResult, array_len, map_len};
+use super::{Clock, Error, VERSION};
+use heapless::Vec;
+use minicbor::Decoder;
+use minicbor::encode::write::Cursor;
+
+/// How many tasks one `tasks` response carries at most; the agent polls again
+/// for the rest.
+pub const MAX_TASKS: usize = 16;
+
+mod key {
+    pub const VERSION: u64 = 0;
+    pub const KIND: u64 = 1;
+    pub const TOKEN: u64 = 2;
+    pub const AGENT_VERSION: u64 = 3;
+    pub const HOSTNAME: u64 = 4;
+    pub const CAPABILITIES: u64 = 5;
+    pub const CLOCK: u64 = 6;
+    pub const SEQ: u64 = 7;
+    pub const READINGS: u64 = 8;
+    pub const TASK: u64 = 9;
+    pub const OK: u64 = 10;
+    pub const DETAIL: u64 = 11;
+    pub const AGENT_ID: u64 = 12;
+    pub const SECRET: u64 = 13;
+    pub const CUSTOMER: u64 = 14;
+    pub const SERVER_MS: u64 = 15;
+    pub const ACKED: u64 = 16;
+    pub const POLL_INTERVAL: u64 = 17;
+    pub const STORED: u64 = 18;
+    pub const TASKS: u64 = 19;
+    pub const CODE: u64 = 20;
+    pub const REASON: u64 = 21;
+}
+
+mod kind {
+    pub const ENROLL: u64 = 1;
+    pub const HELLO: u64 = 2;
+    pub const UPLOAD: u64 = 3;
+    pub const TASK_POLL: u64 = 4;
+    pub const TASK_RESULT: u64 = 5;
+    pub const ENROLLED: u64 = 65;
+    pub const WELCOME: u64 = 66;
+    pub const ACK: u64 = 67;
+    pub const TASKS: u64 = 68;
+    pub const REJECTED: u64 = 69;
+}
+
+/// Capability bits an agent announces in `hello`.
+pub mod capability {
+    /// Runs `rescan` and `poll_device` tasks.
+    pub const POLL_TASKS: u32 = 1;
+    /// Keeps unacknowledged batches across restarts (store-and-forward).
+    pub const JOURNAL: u32 = 2;
+    /// Accepts `set_targets`, `set_schedule` and `set_log_level`.
+    pub const SETTINGS: u32 = 4;
+}
+
+/// The readings of one upload: CBOR items already encoded (by
+/// [`super::reading::encode`]), kept as the bytes they span so that a batch
+/// journaled to disk is re-sent byte for byte.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Readings<'b> {
+    raw: &'b [u8],
+    count: u64,
+}
+
+impl<'b> Readings<'b> {
+    /// `raw` is `count` encoded readings, one after the other.
+    pub fn new(raw: &'b [u8], count: u64) -> Self {
+        Readings { raw, count }
+    }
+
+    pub fn len(&self) -> u64 {
+        self.count
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    pub fn raw(&self) -> &'b [u8] {
+        self.raw
+    }
+
+    /// Each reading in turn; a malformed one is an error for itself.
+    pub fn iter(&self) -> impl Iterator<Item = Result<super::reading::Reading<'b>, Error>> + 'b {
+        let mut d = Decoder::new(self.raw);
+        (0..self.count).map(move |_| super::reading::decode_from(&mut d))
+    }
+}
+
+/// What the agent sends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Request<'b> {
+    /// Trade a one-time enrollment token for an agent id and secret.
+    Enroll {
+        token: &'b str,
+        agent_version: &'b str,
+        hostname: &'b str,
+    },
+    /// Opens a session: who the agent is, what it can do, what its clock says.
+    Hello {
+        agent_version: &'b str,
+        capabilities: u32,
+        clock: Clock,
+    },
+    /// A batch of readings with the agent's next sequence number.
+    Upload {
+        seq: u64,
+        sent: Clock,
+        readings: Readings<'b>,
+    },
+    /// Asks for the tasks waiting for this agent.
+    TaskPoll,
+    /// How a task ended.
+    TaskResult {
+        task: u64,
+        ok: bool,
+        detail: &'b str,
+    },
+}
+
+/// A task the cloud hands the agent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Task<'b> {
+    pub id: u64,
+    /// One of [`TaskKind`]'s names; an agent reports a kind it does not know
+    /// as a failed task rather than dropping it.
+    pub kind: &'b str,
+    /// The task's argument (targets, a device address, a schedule, a level).
+    pub arg: &'b str,
+}
+
+/// The task kinds this version defines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskKind {
+    Rescan,
+    PollDevice,
+    SetTargets,
+    SetSchedule,
+    SetLogLevel,
+}
+
+impl TaskKind {
+    pub const ALL: [TaskKind; 5] = [
+        TaskKind::Rescan,
+        TaskKind::PollDevice,
+        TaskKind::SetTargets,
+        TaskKind::SetSchedule,
+        TaskKind::SetLogLevel,
+    ];
+
+    pub fn id(self) -> &'static str {
+        match self {
+            TaskKind::Rescan => "rescan",
+            TaskKind::PollDevice => "poll_device",
+            TaskKind::SetTargets => "set_targets",
+            TaskKind::SetSchedule => "set_schedule",
+            TaskKind::SetLogLevel => "set_log_level",
+        }
+    }
+
+    pub fn parse(id: &str) -> Option<TaskKind> {
+        TaskKind::ALL.into_iter().find(|k| k.id() == id)
+    }
+}
+
+/// What the cloud answers.
+// The task list makes one variant large; a response is decoded once per
+// exchange and the core has no allocator to box it into.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Response<'b> {
+    Enrolled {
+        agent_id: &'b str,
+        secret: &'b str,
+        customer: &'b str,
+    },
+    Welcome {
+        server_ms: u64,
+        /// The highest sequence number the cloud has stored for this agent.
+        acked: u64,
+        poll_interval_s: u32,
+    },
+    Ack {
+        /// The highest sequence number stored; every batch up to it is safe.
+        acked: u64,
+        /// Readings this request stored (0 when it was a replay).
+        stored: u32,
+    },
+    Tasks(Vec<Task<'b>, MAX_TASKS>),
+    /// The request was refused; `code` is the HTTP status that carried it.
+    Rejected {
+        code: u16,
+        reason: &'b str,
+    },
+}
+
+fn header(e: &mut Enc<'_>, entries: u64, kind: u64) -> EncResult {
+    e.map(entries.saturating_add(2))?
+        .u64(key::VERSION)?
+        .u64(VERSION)?
+        .u64(key::KIND)?
+        .u64(kind)?;
+    Ok(())
+}
+
+fn finish(e: Enc<'_>) -> usize {
+    e.into_writer().position()
+}
+
+impl Request<'_> {
+    /// Encodes into `buf`, returning the length used.
+    pub fn encode(&self, buf: &mut [u8]) -> Result<usize, Error> {
+        let mut e = Enc::new(Cursor::new(buf));
+        match self {
+            Request::Enroll {
+                token,
+                agent_version,
+                hostname,
+            } => {
+                header(&mut e, 3, kind::ENROLL)?;
+                e.u64(key::TOKEN)?.str(token)?;
+                e.u64(key::AGENT_VERSION)?.str(agent_version)?;
+                e.u64(key::HOSTNAME)?.str(hostname)?;
+            }
+            Request::Hello {
+                agent_version,
+                capabilities,
+                clock,
+            } => {
+                header(&mut e, 3, kind::HELLO)?;
+                e.u64(key::AGENT_VERSION)?.str(agent_version)?;
+                e.u64(key::CAPABILITIES)?.u32(*capabilities)?;
+                e.u64(key::CLOCK)?;
+                cbor::put_clock(&mut e, clock)?;
+            }
+            Request::Upload {
+                seq,
+                sent,
+                readings,
+            } => {
+                header(&mut e, 3, kind::UPLOAD)?;
+                e.u64(key::SEQ)?.u64(*seq)?;
+                e.u64(key::CLOCK)?;
+                cbor::put_clock(&mut e, sent)?;
+                e.u64(key::READINGS)?.array(readings.count)?;
+                cbor::put_raw(&mut e, readings.raw)?;
+            }
+            Request::TaskPoll => header(&mut e, 0, kind::TASK_POLL)?,
+            Request::TaskResult { task, ok, detail } => {
+                header(&mut e, 3, kind::TASK_RESULT)?;
+                e.u64(key::TASK)?.u64(*task)?;
+                e.u64(key::OK)?.bool(*ok)?;
+                e.u64(key::DETAIL)?.str(detail)?;
+            }
+        }
+        Ok(finish(e))
+    }
+}
+
+impl Response<'_> {
+    /// Encodes into `buf`, returning the length used.
+    pub fn encode(&self, buf: &mut [u8]) -> Result<usize, Error> {
+        let mut e = Enc::new(Cursor::new(buf));
+        match self {
+            Response::Enrolled {
+                agent_id,
+                secret,
+                customer,
+            } => {
+                header(&mut e, 3, kind::ENROLLED)?;
+                e.u64(key::AGENT_ID)?.str(agent_id)?;
+                e.u64(key::SECRET)?.str(secret)?;
+                e.u64(key::CUSTOMER)?.str(customer)?;
+            }
+            Response::Welcome {
+                server_ms,
+                acked,
+                poll_interval_s,
+            } => {
+                header(&mut e, 3, kind::WELCOME)?;
+                e.u64(key::SERVER_MS)?.u64(*server_ms)?;
+                e.u64(key::ACKED)?.u64(*acked)?;
+                e.u64(key::POLL_INTERVAL)?.u32(*poll_interval_s)?;
+            }
+            Response::Ack { acked, stored } => {
+                header(&mut e, 2, kind::ACK)?;
+                e.u64(key::ACKED)?.u64(*acked)?;
+                e.u64(key::STORED)?.u32(*stored)?;
+            }
+            Response::Tasks(tasks) => {
+                header(&mut e, 1, kind::TASKS)?;
+                e.u64(key::TASKS)?.array(tasks.len() as u64)?;
+                for t in tasks {
+                    e.map(3)?;
+                    e.u8(0)?.u64(t.id)?;
+                    e.u8(1)?.str(t.kind)?;
+                    e.u8(2)?.str(t.arg)?;
+                }
+            }
+            Response::Rejected { code, reason } => {
+                header(&mut e, 2, kind::REJECTED)?;
+                e.u64(key::CODE)?.u16(*code)?;
+                e.u64(key::REASON)?.str(reason)?;
+            }
+        }
+        Ok(finish(e))
+    }
+}
+
+/// The fields any message may carry, gathered in one pass over its map.
+#[derive(Default)]
+struct Fields<'b> {
+    version: Option<u64>,
+    kind: Option<u64>,
+    token: Option<&'b str>,
+    agent_version: Option<&'b str>,
+    hostname: Option<&'b str>,
+    capabilities: Option<u32>,
+    clock: Option<Clock>,
+    seq: Option<u64>,
+    readings: Option<Readings<'b>>,
+    task: Option<u64>,
+    ok: Option<bool>,
+    detail: Option<&'b str>,
+    agent_id: Option<&'b str>,
+    secret: Option<&'b str>,
+    customer: Option<&'b str>,
+    server_ms: Option<u64>,
+    acked: Option<u64>,
+    poll_interval: Option<u32>,
+    stored: Option<u32>,
+    tasks: Option<Vec<Task<'b>, MAX_TASKS>>,
+    code: Option<u16>,
+    reason: Option<&'b str>,
+}
+
+fn readings<'b>(d: &mut Decoder<'b>) -> Result<Readings<'b>, Error> {
+    let count = array_len(d)?;
+    let start = d.position();
+    for _ in 0..count {
+        d.skip()?;
+    }
+    let raw = d
+        .input()
+        .get(start..d.position())
+        .ok_or(Error::Cbor { at: start })?;
+    Ok(Readings { raw, count })
+}
+
+fn task<'b>(d: &mut Decoder<'b>) -> Result<Task<'b>, Error> {
+    let (mut id, mut kind, mut arg) = (None, None, "");
+    for _ in 0..map_len(d)? {
+        match d.u64()? {
+            0 => id = Some(d.u64()?),
+            1 => kind = Some(d.str()?),
+            2 => arg = d.str()?,
+            _ => d.skip()?,
+        }
+    }
+    Ok(Task {
+        id: id.ok_or(Error::Missing("task.id"))?,
+        kind: kind.ok_or(Error::Missing("task.kind"))?,
+        arg,
+    })
+}
+
+fn tasks<'b>(d: &mut Decoder<'b>) -> Result<Vec<Task<'b>, MAX_TASKS>, Error> {
+    let mut out = Vec::new();
+    for _ in 0..array_len(d)? {
+        out.push(task(d)?).map_err(|_| Error::TooMany("tasks"))?;
+    }
+    Ok(out)
+}
+
+impl<'b> Fields<'b> {
+    fn decode(body: &'b [u8]) -> Result<Self, Error> {
+        let mut d = Decoder::new(body);
+        let mut f = Fields::default();
+        for _ in 0..map_len(&mut d)? {
+            match d.u64()? {
+                key::VERSION => f.version = Some(d.u64()?),
+                key::KIND => f.kind = Some(d.u64()?),
+                key::TOKEN => f.token = Some(d.str()?),
+                key::AGENT_VERSION => f.agent_version = Some(d.str()?),
+                key::HOSTNAME => f.hostname = Some(d.str()?),
+                key::CAPABILITIES => f.capabilities = Some(d.u32()?),
+                key::CLOCK => f.clock = Some(cbor::clock(&mut d)?),
+                key::SEQ => f.seq = Some(d.u64()?),
+                key::READINGS => f.readings = Some(readings(&mut d)?),
+                key::TASK => f.task = Some(d.u64()?),
+                key::OK => f.ok = Some(d.bool()?),
+                key::DETAIL => f.detail = Some(d.str()?),
+                key::AGENT_ID => f.agent_id = Some(d.str()?),
+                key::SECRET => f.secret = Some(d.str()?),
+                key::CUSTOMER => f.customer = Some(d.str()?),
+                key::SERVER_MS => f.server_ms = Some(d.u64()?),
+                key::ACKED => f.acked = Some(d.u64()?),
+                key::POLL_INTERVAL => f.poll_interval = Some(d.u32()?),
+                key::STORED => f.stored = Some(d.u32()?),
+                key::TASKS => f.tasks = Some(tasks(&mut d)?),
+                key::CODE => f.code = Some(d.u16()?),
+                key::REASON => f.reason = Some(d.str()?),
+                _ => d.skip()?,
+            }
+        }
+        if d.position() != body.len() {
+            return Err(Error::Cbor { at: d.position() });
+        }
+        match f.version {
+            Some(VERSION) => Ok(f),
+            Some(other) => Err(Error::Version(other)),
+            None => Err(Error::Missing("version")),
+        }
+    }
+
+    fn kind(&self) -> Result<u64, Error> {
+        self.kind.ok_or(Error::Missing("kind"))
+    }
+}
+
+fn need<T>(v: Option<T>, field: &'static str) -> Result<T, Error> {
+    v.ok_or(Error::Missing(field))
+}
+
+impl<'b> Request<'b> {
+    /// Decodes a request body; trailing bytes after the message are an error.
+    pub fn decode(body: &'b [u8]) -> Result<Self, Error> {
+        let f = Fields::decode(body)?;
+        Ok(match f.kind()? {
+            kind::ENROLL => Request::Enroll {
+                token: need(f.token, "token")?,
+                agent_version: need(f.agent_version, "agent_version")?,
+                hostname: f.hostname.unwrap_or(""),
+            },
+            kind::HELLO => Request::Hello {
+                agent_version: need(f.agent_version, "agent_version")?,
+                capabilities: f.capabilities.unwrap_or(0),
+                clock: need(f.clock, "clock")?,
+            },
+            kind::UPLOAD => Request::Upload {
+                seq: need(f.seq, "seq")?,
+                sent: need(f.clock, "clock")?,
+                readings: need(f.readings, "readings")?,
+            },
+            kind::TASK_POLL => Request::TaskPoll,
+            kind::TASK_RESULT => Request::TaskResult {
+                task: need(f.task, "task")?,
+                ok: need(f.ok, "ok")?,
+                detail: f.detail.unwrap_or(""),
+            },
+            other => return Err(Error::Kind(other)),
+        })
+    }
+}
+
+impl<'b> Response<'b> {
+    /// Decodes a response body; trailing bytes after the message are an error.
+    pub fn decode(body: &'b [u8]) -> Result<Self, Error> {
+        let f = Fields::decode(body)?;
+        Ok(match f.kind()? {
+            kind::ENROLLED => Response::Enrolled {
+                agent_id: need(f.agent_id, "agent_id")?,
+                secret: need(f.secret, "secret")?,
+                customer: f.customer.unwrap_or(""),
+            },
+            kind::WELCOME => Response::Welcome {
+                server_ms: need(f.server_ms, "server_ms")?,
+                acked: need(f.acked, "acked")?,
+                poll_interval_s: f.poll_interval.unwrap_or(0),
+            },
+            kind::ACK => Response::Ack {
+                acked: need(f.acked, "acked")?,
+                stored: f.stored.unwrap_or(0),
+            },
+            kind::TASKS => Response::Tasks(f.tasks.unwrap_or_default()),
+            kind::REJECTED => Response::Rejected {
+                code: need(f.code, "code")?,
+                reason: f.reason.unwrap_or(""),
+            },
+            other => return Err(Error::Kind(other)),
+        })
+    }
+}
