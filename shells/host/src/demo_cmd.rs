@@ -3,6 +3,7 @@
 //! then scanned and reported exactly as a real network would be.
 
 use crate::scan_cmd::{self, ScanArgs};
+use crate::sweep::SweepArgs;
 use dca_sim::agent::Behaviour;
 use dca_sim::faults::Faults;
 use dca_sim::serve::{self, Fleet};
@@ -53,14 +54,7 @@ pub fn run(args: &DemoArgs) -> ExitCode {
         fleet.addresses.len()
     );
     let scan = ScanArgs {
-        targets: vec![format!("127.77.0.1-{}", last.ip())],
-        communities: Vec::new(),
-        port: PORT,
-        rate: 0,
-        timeout: 1000,
-        retries: 1,
-        exclude: Vec::new(),
-        parallel: 64,
+        sweep: SweepArgs::new(vec![format!("127.77.0.1-{}", last.ip())], PORT),
         json: args.json,
     };
     let code = scan_cmd::run(&scan);

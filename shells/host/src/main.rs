@@ -6,6 +6,7 @@ mod poll_cmd;
 mod scan_cmd;
 mod snapshot_cmd;
 mod snapshot_json;
+mod sweep;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;

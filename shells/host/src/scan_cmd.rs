@@ -1,101 +1,19 @@
 //! `dca scan TARGET...`: discover the printers in address ranges and poll
-//! each one.
-//!
-//! The core's scan does discovery, retries, community selection and the
-//! walks; this shell owns one UDP socket (dual-stack where the host has
-//! IPv6, so IPv4 and IPv6 targets share it) and the clock.
+//! each one, printing a table or JSON lines.
 
 use crate::snapshot_json::to_json;
-use dca_core::poll::scan::slots;
-use dca_core::poll::{Event, Scan, ScanConfig, Target, addresses};
+use crate::sweep::{self, SweepArgs, SweepError};
 use dca_core::printer::Snapshot;
-use dca_core::time::{Duration, Instant};
 use std::io::{IsTerminal, Write};
-use std::net::{SocketAddr, SocketAddrV6, ToSocketAddrs, UdpSocket};
 use std::process::ExitCode;
 
 #[derive(clap::Args)]
 pub struct ScanArgs {
-    /// Addresses, CIDR blocks (a.b.c.d/n), ranges (a.b.c.d-e.f.g.h or a.b.c.d-h) or host names.
-    #[arg(required = true)]
-    pub(crate) targets: Vec<String>,
-    /// Communities to try on each address, in order (default: public).
-    #[arg(long = "community", short = 'c', value_name = "COMMUNITY")]
-    pub(crate) communities: Vec<String>,
-    #[arg(long, default_value_t = 161)]
-    pub(crate) port: u16,
-    /// Probes per second (0: as fast as the network takes them).
-    #[arg(long, default_value_t = 0)]
-    pub(crate) rate: u32,
-    /// Timeout of a first try, in milliseconds.
-    #[arg(long, default_value_t = 1000)]
-    pub(crate) timeout: u64,
-    #[arg(long, default_value_t = 1)]
-    pub(crate) retries: u8,
-    /// Addresses or ranges to leave out.
-    #[arg(long, value_name = "TARGET")]
-    pub(crate) exclude: Vec<String>,
-    /// Devices walked at once.
-    #[arg(long, default_value_t = 64)]
-    pub(crate) parallel: usize,
+    #[command(flatten)]
+    pub(crate) sweep: SweepArgs,
     /// One snapshot (docs/snapshot.md) per printer per line.
     #[arg(long)]
     pub(crate) json: bool,
-}
-
-/// Parses a target, resolving host names to one address.
-fn target(s: &str, port: u16) -> Result<Target, String> {
-    match Target::parse(s) {
-        Ok(t) => Ok(t),
-        Err(syntax) => {
-            let looks_numeric = s.chars().all(|c| c.is_ascii_digit() || ".-/:".contains(c));
-            if looks_numeric {
-                return Err(format!("{s}: {}", syntax.describe()));
-            }
-            let addr = (s, port)
-                .to_socket_addrs()
-                .map_err(|e| format!("{s}: {e}"))?
-                .next()
-                .ok_or_else(|| format!("{s}: no address"))?;
-            Ok(Target::Single(addr.ip()))
-        }
-    }
-}
-
-/// One dual-stack socket (IPv4 only where the host has no IPv6), with a
-/// receive buffer large enough for the answers of a burst of probes and of
-/// every walk in flight: answers dropped by a full buffer would look like
-/// dead devices.
-fn socket() -> std::io::Result<UdpSocket> {
-    use socket2::{Domain, Protocol, Socket, Type};
-    let open = |domain, addr: SocketAddr| -> std::io::Result<Socket> {
-        let s = Socket::new(domain, Type::DGRAM, Some(Protocol::UDP))?;
-        if domain == Domain::IPV6 {
-            s.set_only_v6(false)?;
-        }
-        // The system may cap this (net.core.rmem_max); what it grants is fine.
-        let _ = s.set_recv_buffer_size(8 << 20);
-        s.bind(&addr.into())?;
-        Ok(s)
-    };
-    let any6: SocketAddr = "[::]:0".parse().map_err(std::io::Error::other)?;
-    let any4: SocketAddr = "0.0.0.0:0".parse().map_err(std::io::Error::other)?;
-    let s = open(Domain::IPV6, any6).or_else(|_| open(Domain::IPV4, any4))?;
-    Ok(s.into())
-}
-
-/// A v4 destination as the dual-stack socket needs it.
-fn outgoing(socket_is_v6: bool, to: SocketAddr) -> SocketAddr {
-    match to {
-        SocketAddr::V4(a) if socket_is_v6 => {
-            SocketAddr::V6(SocketAddrV6::new(a.ip().to_ipv6_mapped(), a.port(), 0, 0))
-        }
-        other => other,
-    }
-}
-
-fn incoming(from: SocketAddr) -> SocketAddr {
-    SocketAddr::new(from.ip().to_canonical(), from.port())
 }
 
 fn lowest_supply(s: &Snapshot) -> String {
@@ -107,66 +25,6 @@ fn lowest_supply(s: &Snapshot) -> String {
 }
 
 pub fn run(args: &ScanArgs) -> ExitCode {
-    // The scan's tables (65,536 probes in flight, as many devices waiting
-    // for a walk) live in its state, about 5 MiB: give it a thread with
-    // room for them rather than the main thread's stack.
-    std::thread::scope(|scope| {
-        std::thread::Builder::new()
-            .name("scan".into())
-            .stack_size(64 << 20)
-            .spawn_scoped(scope, || scan(args))
-            .map_or_else(
-                |e| {
-                    eprintln!("dca scan: cannot start: {e}");
-                    ExitCode::from(1)
-                },
-                |h| h.join().unwrap_or(ExitCode::from(1)),
-            )
-    })
-}
-
-fn scan(args: &ScanArgs) -> ExitCode {
-    let parse_all = |list: &[String]| {
-        list.iter()
-            .map(|t| target(t, args.port))
-            .collect::<Result<Vec<_>, _>>()
-    };
-    let (targets, exclude) = match (parse_all(&args.targets), parse_all(&args.exclude)) {
-        (Ok(t), Ok(x)) => (t, x),
-        (Err(e), _) | (_, Err(e)) => {
-            eprintln!("dca scan: bad target {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let total: u64 = targets.iter().map(Target::len).sum();
-    let communities: Vec<String> = if args.communities.is_empty() {
-        vec!["public".into()]
-    } else {
-        args.communities.clone()
-    };
-    let community_refs: Vec<&[u8]> = communities.iter().map(|c| c.as_bytes()).collect();
-    let mut cfg = ScanConfig::new(&community_refs, args.port);
-    cfg.probe_timeout = Duration::from_millis(args.timeout);
-    cfg.probe_retries = args.retries;
-    cfg.rate = args.rate;
-    cfg.walk.timeout = Duration::from_millis(args.timeout);
-    cfg.walk.retries = args.retries.max(1);
-    let socket = match socket() {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("dca scan: cannot open a UDP socket: {e}");
-            return ExitCode::from(1);
-        }
-    };
-    let v6 = socket.local_addr().is_ok_and(|a| a.is_ipv6());
-    let mut walk_slots = slots(args.parallel.clamp(1, 1024));
-    let origin = std::time::Instant::now();
-    let now = || Instant::from_millis(origin.elapsed().as_millis() as u64);
-    let mut scan: Scan<'_, _, 65536> =
-        Scan::new(cfg, addresses(&targets, &exclude), &mut walk_slots, now());
-    let (mut out, mut inp) = ([0u8; 1500], vec![0u8; 65535]);
-    let progress = std::io::stderr().is_terminal();
-    let mut printers = 0u64;
     let mut stdout = std::io::stdout().lock();
     if !args.json {
         let _ = writeln!(
@@ -175,93 +33,61 @@ fn scan(args: &ScanArgs) -> ExitCode {
             "address", "vendor", "model", "serial", "pages"
         );
     }
-    let mut last_progress = origin;
-    loop {
-        scan.handle_timeout(now());
-        // Send in bursts and read everything that arrived in between: a
-        // socket that only sends while answers pile up overflows its
-        // receive buffer, and answers lost there look like dead devices.
-        let mut busy = false;
-        for _ in 0..64 {
-            let Some((to, n)) = scan.poll_transmit(now(), &mut out) else {
-                break;
-            };
-            // A send error (no route, say) is the same as no answer.
-            let _ = socket.send_to(&out[..n], outgoing(v6, to));
-            busy = true;
+    let _ = stdout.flush();
+    drop(stdout);
+    let json = args.json;
+    let mut print = |addr: std::net::SocketAddr, snap: &Snapshot| {
+        let line = if json {
+            to_json(Some(&addr.to_string()), snap).to_string()
+        } else {
+            let id = &snap.identity;
+            let one_line = |t: &str| t.replace(['\n', '\r', '\t'], " ");
+            format!(
+                "{:<22} {:<15} {:<32} {:<16} {:>10}  {}",
+                addr,
+                id.vendor.map_or("-", |v| v.id()),
+                one_line(id.model.as_str()),
+                one_line(id.serial.as_str()),
+                snap.counter("total")
+                    .map_or_else(|| "-".into(), |c| c.value.to_string()),
+                one_line(&lowest_supply(snap))
+            )
+        };
+        let _ = writeln!(std::io::stdout().lock(), "{line}");
+    };
+    match sweep::sweep(&args.sweep, std::io::stderr().is_terminal(), &mut print) {
+        Ok(s) => {
+            eprintln!("dca scan: {}", describe(&s));
+            ExitCode::SUCCESS
         }
-        let _ = socket.set_nonblocking(true);
-        while let Ok((n, from)) = socket.recv_from(&mut inp) {
-            scan.handle_datagram(now(), incoming(from), &inp[..n]);
-            busy = true;
+        Err(e @ SweepError::BadTarget(_)) => {
+            eprintln!("dca scan: {e}");
+            ExitCode::from(2)
         }
-        while let Some(event) = scan.poll_event() {
-            if let Event::Walked { slot } = event
-                && let Some((addr, snap)) = scan.take_snapshot(slot)
-                && snap.is_printer()
-            {
-                printers += 1;
-                let line = if args.json {
-                    to_json(Some(&addr.to_string()), &snap).to_string()
-                } else {
-                    let id = &snap.identity;
-                    let one_line = |t: &str| t.replace(['\n', '\r', '\t'], " ");
-                    format!(
-                        "{:<22} {:<15} {:<32} {:<16} {:>10}  {}",
-                        addr,
-                        id.vendor.map_or("-", |v| v.id()),
-                        one_line(id.model.as_str()),
-                        one_line(id.serial.as_str()),
-                        snap.counter("total")
-                            .map_or_else(|| "-".into(), |c| c.value.to_string()),
-                        one_line(&lowest_supply(&snap))
-                    )
-                };
-                let _ = writeln!(stdout, "{line}");
-            }
-        }
-        if scan.is_finished() {
-            break;
-        }
-        if progress && last_progress.elapsed() > std::time::Duration::from_millis(200) {
-            let s = scan.stats();
-            eprint!(
-                "\rprobed {}/{total}  answered {}  printers {printers}   ",
-                s.probed, s.answered
-            );
-            last_progress = std::time::Instant::now();
-        }
-        if !busy {
-            // Nothing to do until an answer arrives or a timer is due.
-            let wait = scan
-                .poll_timeout()
-                .map_or(50, |t| t.saturating_since(now()).millis())
-                .clamp(1, 50);
-            let _ = socket.set_nonblocking(false);
-            let _ = socket.set_read_timeout(Some(std::time::Duration::from_millis(wait)));
-            if let Ok((n, from)) = socket.recv_from(&mut inp) {
-                scan.handle_datagram(now(), incoming(from), &inp[..n]);
-            }
+        Err(e) => {
+            eprintln!("dca scan: {e}");
+            ExitCode::from(1)
         }
     }
-    let s = scan.stats();
-    if progress {
-        eprint!("\r");
-    }
-    eprintln!(
-        "dca scan: {} addresses probed, {} answered, {} walked, {printers} printers, {} unreachable, {} walks failed, in {:.1} s{}",
-        s.probed,
-        s.answered,
-        s.walked,
-        s.unreachable,
-        s.failed,
-        origin.elapsed().as_secs_f64(),
+}
+
+/// The one-line account of a sweep.
+pub fn describe(s: &sweep::Summary) -> String {
+    let st = &s.stats;
+    format!(
+        "{} addresses probed, {} answered, {} walked, {} printers, {} unreachable, {} walks failed, in {:.1} s{}",
+        st.probed,
+        st.answered,
+        st.walked,
+        s.printers,
+        st.unreachable,
+        st.failed,
+        s.elapsed.as_secs_f64(),
         peak_memory().map_or_else(String::new, |kib| format!(
             ", peak memory {:.1} MiB",
             kib as f64 / 1024.0
         ))
-    );
-    ExitCode::SUCCESS
+    )
 }
 
 /// Peak resident memory of this process, where the system tells it.

@@ -1,0 +1,257 @@
+//! One sweep of address ranges: discover the printers and walk each one.
+//! `dca scan` prints what a sweep finds; `dca push` uploads it.
+//!
+//! The core's scan does discovery, retries, community selection and the
+//! walks; this shell owns one UDP socket (dual-stack where the host has
+//! IPv6, so IPv4 and IPv6 targets share it) and the clock.
+
+use dca_core::poll::scan::{ScanStats, slots};
+use dca_core::poll::{Event, Scan, ScanConfig, Target, addresses};
+use dca_core::printer::Snapshot;
+use dca_core::time::{Duration, Instant};
+use std::net::{SocketAddr, SocketAddrV6, ToSocketAddrs, UdpSocket};
+
+#[derive(clap::Args, Clone, Debug)]
+pub struct SweepArgs {
+    /// Addresses, CIDR blocks (a.b.c.d/n), ranges (a.b.c.d-e.f.g.h or a.b.c.d-h) or host names.
+    pub targets: Vec<String>,
+    /// Communities to try on each address, in order (default: public).
+    #[arg(long = "community", short = 'c', value_name = "COMMUNITY")]
+    pub communities: Vec<String>,
+    #[arg(long, default_value_t = 161)]
+    pub port: u16,
+    /// Probes per second (0: as fast as the network takes them).
+    #[arg(long, default_value_t = 0)]
+    pub rate: u32,
+    /// Timeout of a first try, in milliseconds.
+    #[arg(long, default_value_t = 1000)]
+    pub timeout: u64,
+    #[arg(long, default_value_t = 1)]
+    pub retries: u8,
+    /// Addresses or ranges to leave out.
+    #[arg(long, value_name = "TARGET")]
+    pub exclude: Vec<String>,
+    /// Devices walked at once.
+    #[arg(long, default_value_t = 64)]
+    pub parallel: usize,
+}
+
+impl SweepArgs {
+    /// Defaults for `targets` on `port`.
+    pub fn new(targets: Vec<String>, port: u16) -> Self {
+        SweepArgs {
+            targets,
+            communities: Vec::new(),
+            port,
+            rate: 0,
+            timeout: 1000,
+            retries: 1,
+            exclude: Vec::new(),
+            parallel: 64,
+        }
+    }
+}
+
+/// Why a sweep did not run.
+#[derive(Debug)]
+pub enum SweepError {
+    /// A target or exclusion that does not parse or resolve.
+    BadTarget(String),
+    /// The socket or the thread could not be had.
+    System(String),
+}
+
+impl std::fmt::Display for SweepError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SweepError::BadTarget(e) => write!(f, "bad target {e}"),
+            SweepError::System(e) => f.write_str(e),
+        }
+    }
+}
+
+/// What a sweep did.
+#[derive(Debug, Clone, Copy)]
+pub struct Summary {
+    pub stats: ScanStats,
+    pub printers: u64,
+    pub elapsed: std::time::Duration,
+}
+
+/// Parses a target, resolving host names to one address.
+fn target(s: &str, port: u16) -> Result<Target, String> {
+    match Target::parse(s) {
+        Ok(t) => Ok(t),
+        Err(syntax) => {
+            let looks_numeric = s.chars().all(|c| c.is_ascii_digit() || ".-/:".contains(c));
+            if looks_numeric {
+                return Err(format!("{s}: {}", syntax.describe()));
+            }
+            let addr = (s, port)
+                .to_socket_addrs()
+                .map_err(|e| format!("{s}: {e}"))?
+                .next()
+                .ok_or_else(|| format!("{s}: no address"))?;
+            Ok(Target::Single(addr.ip()))
+        }
+    }
+}
+
+/// One dual-stack socket (IPv4 only where the host has no IPv6), with a
+/// receive buffer large enough for the answers of a burst of probes and of
+/// every walk in flight: answers dropped by a full buffer would look like
+/// dead devices.
+fn socket() -> std::io::Result<UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let open = |domain, addr: SocketAddr| -> std::io::Result<Socket> {
+        let s = Socket::new(domain, Type::DGRAM, Some(Protocol::UDP))?;
+        if domain == Domain::IPV6 {
+            s.set_only_v6(false)?;
+        }
+        // The system may cap this (net.core.rmem_max); what it grants is fine.
+        let _ = s.set_recv_buffer_size(8 << 20);
+        s.bind(&addr.into())?;
+        Ok(s)
+    };
+    let any6: SocketAddr = "[::]:0".parse().map_err(std::io::Error::other)?;
+    let any4: SocketAddr = "0.0.0.0:0".parse().map_err(std::io::Error::other)?;
+    let s = open(Domain::IPV6, any6).or_else(|_| open(Domain::IPV4, any4))?;
+    Ok(s.into())
+}
+
+/// A v4 destination as the dual-stack socket needs it.
+fn outgoing(socket_is_v6: bool, to: SocketAddr) -> SocketAddr {
+    match to {
+        SocketAddr::V4(a) if socket_is_v6 => {
+            SocketAddr::V6(SocketAddrV6::new(a.ip().to_ipv6_mapped(), a.port(), 0, 0))
+        }
+        other => other,
+    }
+}
+
+fn incoming(from: SocketAddr) -> SocketAddr {
+    SocketAddr::new(from.ip().to_canonical(), from.port())
+}
+
+/// Sweeps the targets, calling `found` with each printer walked. Runs on a
+/// thread of its own: the scan's tables (65,536 probes in flight, as many
+/// devices waiting for a walk) live in its state, about 5 MiB, more than a
+/// main thread's stack should hold.
+pub fn sweep(
+    args: &SweepArgs,
+    progress: bool,
+    found: &mut (dyn FnMut(SocketAddr, &Snapshot) + Send),
+) -> Result<Summary, SweepError> {
+    std::thread::scope(|scope| {
+        std::thread::Builder::new()
+            .name("sweep".into())
+            .stack_size(64 << 20)
+            .spawn_scoped(scope, || run(args, progress, found))
+            .map_err(|e| SweepError::System(format!("cannot start: {e}")))?
+            .join()
+            .unwrap_or_else(|_| Err(SweepError::System("the sweep thread failed".into())))
+    })
+}
+
+fn run(
+    args: &SweepArgs,
+    progress: bool,
+    found: &mut (dyn FnMut(SocketAddr, &Snapshot) + Send),
+) -> Result<Summary, SweepError> {
+    let parse_all = |list: &[String]| {
+        list.iter()
+            .map(|t| target(t, args.port))
+            .collect::<Result<Vec<_>, _>>()
+    };
+    let (targets, exclude) = match (parse_all(&args.targets), parse_all(&args.exclude)) {
+        (Ok(t), Ok(x)) => (t, x),
+        (Err(e), _) | (_, Err(e)) => return Err(SweepError::BadTarget(e)),
+    };
+    if targets.is_empty() {
+        return Err(SweepError::BadTarget("list: no targets given".into()));
+    }
+    let total: u64 = targets.iter().map(Target::len).sum();
+    let communities: Vec<String> = if args.communities.is_empty() {
+        vec!["public".into()]
+    } else {
+        args.communities.clone()
+    };
+    let community_refs: Vec<&[u8]> = communities.iter().map(|c| c.as_bytes()).collect();
+    let mut cfg = ScanConfig::new(&community_refs, args.port);
+    cfg.probe_timeout = Duration::from_millis(args.timeout);
+    cfg.probe_retries = args.retries;
+    cfg.rate = args.rate;
+    cfg.walk.timeout = Duration::from_millis(args.timeout);
+    cfg.walk.retries = args.retries.max(1);
+    let socket =
+        socket().map_err(|e| SweepError::System(format!("cannot open a UDP socket: {e}")))?;
+    let v6 = socket.local_addr().is_ok_and(|a| a.is_ipv6());
+    let mut walk_slots = slots(args.parallel.clamp(1, 1024));
+    let origin = std::time::Instant::now();
+    let now = || Instant::from_millis(origin.elapsed().as_millis() as u64);
+    let mut scan: Scan<'_, _, 65536> =
+        Scan::new(cfg, addresses(&targets, &exclude), &mut walk_slots, now());
+    let (mut out, mut inp) = ([0u8; 1500], vec![0u8; 65535]);
+    let mut printers = 0u64;
+    let mut last_progress = origin;
+    loop {
+        scan.handle_timeout(now());
+        // Send in bursts and read everything that arrived in between: a
+        // socket that only sends while answers pile up overflows its
+        // receive buffer, and answers lost there look like dead devices.
+        let mut busy = false;
+        for _ in 0..64 {
+            let Some((to, n)) = scan.poll_transmit(now(), &mut out) else {
+                break;
+            };
+            // A send error (no route, say) is the same as no answer.
+            let _ = socket.send_to(&out[..n], outgoing(v6, to));
+            busy = true;
+        }
+        let _ = socket.set_nonblocking(true);
+        while let Ok((n, from)) = socket.recv_from(&mut inp) {
+            scan.handle_datagram(now(), incoming(from), &inp[..n]);
+            busy = true;
+        }
+        while let Some(event) = scan.poll_event() {
+            if let Event::Walked { slot } = event
+                && let Some((addr, snap)) = scan.take_snapshot(slot)
+                && snap.is_printer()
+            {
+                printers += 1;
+                found(addr, &snap);
+            }
+        }
+        if scan.is_finished() {
+            break;
+        }
+        if progress && last_progress.elapsed() > std::time::Duration::from_millis(200) {
+            let s = scan.stats();
+            eprint!(
+                "\rprobed {}/{total}  answered {}  printers {printers}   ",
+                s.probed, s.answered
+            );
+            last_progress = std::time::Instant::now();
+        }
+        if !busy {
+            // Nothing to do until an answer arrives or a timer is due.
+            let wait = scan
+                .poll_timeout()
+                .map_or(50, |t| t.saturating_since(now()).millis())
+                .clamp(1, 50);
+            let _ = socket.set_nonblocking(false);
+            let _ = socket.set_read_timeout(Some(std::time::Duration::from_millis(wait)));
+            if let Ok((n, from)) = socket.recv_from(&mut inp) {
+                scan.handle_datagram(now(), incoming(from), &inp[..n]);
+            }
+        }
+    }
+    if progress {
+        eprint!("\r");
+    }
+    Ok(Summary {
+        stats: scan.stats(),
+        printers,
+        elapsed: origin.elapsed(),
+    })
+}
