@@ -13,6 +13,11 @@ command -v snmpbulkwalk >/dev/null || missing+=(snmp)
 command -v onesixtyone >/dev/null || missing+=(onesixtyone)
 command -v braa >/dev/null || missing+=(braa)
 /usr/bin/python3 -c 'import ensurepip' 2>/dev/null || missing+=(python3-venv)
+# Peers of the cloud tests: an HTTP proxy that tunnels with CONNECT, and an
+# independent HTTPS client; sqlite3 is the peer of the ingest benchmark.
+command -v tinyproxy >/dev/null || missing+=(tinyproxy)
+command -v curl >/dev/null || missing+=(curl)
+command -v sqlite3 >/dev/null || missing+=(sqlite3)
 if [ ${#missing[@]} -gt 0 ]; then
   log "installing ${missing[*]}"
   apt-get update -qq

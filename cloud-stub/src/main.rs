@@ -1,31 +1,304 @@
-//! `dca-cloud`: the minimal cloud receiver OpenDCA's tests deliver to.
+//! `dca-cloud`: a minimal but real cloud receiver for OpenDCA agents.
 //!
-//! The receiver is not built yet; until it is, this binary says so instead
-//! of pretending to accept readings.
+//! HTTPS (rustls) on one endpoint for the CBOR sync protocol, SQLite for
+//! storage, a read-only web page and JSON API for people, and the operator
+//! commands that create enrollment tokens and tasks.
 
+use dca_cloud::{report, secret, server, store, tls, web};
+
+use base64::Engine;
+use clap::{Parser, Subcommand};
+use dca_core::sync::message::TaskKind;
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use store::{Scope, Store};
 
-const USAGE: &str = "\
-dca-cloud: minimal cloud receiver for OpenDCA readings
+#[derive(Parser)]
+#[command(
+    name = "dca-cloud",
+    version,
+    about = "OpenDCA's minimal cloud receiver: HTTPS, CBOR, SQLite"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
 
-USAGE:
-    dca-cloud --help
+#[derive(Subcommand)]
+enum Command {
+    /// Serve agents (POST /v1/sync) and people (GET / and /api/) over HTTPS.
+    Serve {
+        /// Address and port to listen on.
+        #[arg(long, default_value = "127.0.0.1:8443")]
+        listen: String,
+        /// The SQLite database (created when missing).
+        #[arg(long)]
+        db: PathBuf,
+        /// Certificate chain (PEM); without it a self-signed certificate is
+        /// generated on first start and kept in --tls-dir.
+        #[arg(long, requires = "key")]
+        cert: Option<PathBuf>,
+        /// Private key (PEM) of --cert.
+        #[arg(long, requires = "cert")]
+        key: Option<PathBuf>,
+        /// Where the self-signed certificate lives (default: beside --db).
+        #[arg(long)]
+        tls_dir: Option<PathBuf>,
+        /// Host names and addresses the self-signed certificate names.
+        #[arg(long = "name", default_values = ["localhost", "127.0.0.1", "::1"])]
+        names: Vec<String>,
+    },
+    /// Enrollment tokens.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+    /// Every device, with its latest page counts.
+    Devices {
+        #[arg(long)]
+        db: PathBuf,
+        /// One JSON object per line instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Every counter value stored for one device (key, id or serial).
+    Readings {
+        device: String,
+        #[arg(long)]
+        db: PathBuf,
+    },
+    /// Tasks for agents.
+    Task {
+        #[command(subcommand)]
+        command: TaskCommand,
+    },
+    /// Agents.
+    Agent {
+        #[command(subcommand)]
+        command: AgentCommand,
+    },
+}
 
-Not available yet in this build:
-    dca-cloud serve          HTTPS receiver storing readings in SQLite
-    dca-cloud token create   enrollment tokens for agents
-";
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Create a one-time enrollment token for a customer (printed on the last line).
+    Create {
+        #[arg(long)]
+        customer: String,
+        #[arg(long)]
+        db: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum TaskCommand {
+    /// Queue a task: rescan, poll_device ADDRESS, set_targets TARGETS,
+    /// set_schedule SECONDS, set_log_level LEVEL.
+    Create {
+        #[arg(long)]
+        agent: String,
+        #[arg(long)]
+        kind: String,
+        #[arg(long, default_value = "")]
+        arg: String,
+        #[arg(long)]
+        db: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum AgentCommand {
+    /// Revoke an agent: its requests get 401 from now on.
+    Revoke {
+        id: String,
+        #[arg(long)]
+        db: PathBuf,
+    },
+}
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.first().map(String::as_str) {
-        None | Some("-h" | "--help" | "help") => {
-            print!("{USAGE}");
-            ExitCode::SUCCESS
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("dca-cloud: {e}");
+            ExitCode::FAILURE
         }
-        Some(other) => {
-            eprintln!("dca-cloud: `{other}` is not available in this build\n\n{USAGE}");
-            ExitCode::from(2)
+    }
+}
+
+fn run(cli: Cli) -> Result<(), String> {
+    match cli.command {
+        Command::Serve {
+            listen,
+            db,
+            cert,
+            key,
+            tls_dir,
+            names,
+        } => serve(&listen, &db, cert, key, tls_dir, &names),
+        Command::Token {
+            command: TokenCommand::Create { customer, db },
+        } => {
+            let token = Store::open(&db)?.create_token(&customer)?;
+            println!("enrollment token for customer {customer} (one use):");
+            println!("{token}");
+            Ok(())
         }
+        Command::Devices { db, json } => {
+            let store = Store::open(&db)?;
+            let devices = report::devices(&store, Scope::All).map_err(|e| e.to_string())?;
+            if json {
+                for d in &devices {
+                    println!("{}", d.to_json());
+                }
+                return Ok(());
+            }
+            println!(
+                "{:<12} {:<28} {:<24} {:<16} {:>10} {:<20}",
+                "customer", "device", "model", "address", "total", "last seen"
+            );
+            for d in &devices {
+                let total = d.counter("total").or_else(|| d.counter("total_vendor"));
+                println!(
+                    "{:<12} {:<28} {:<24} {:<16} {:>10} {:<20}",
+                    d.customer,
+                    d.key,
+                    d.model,
+                    d.address,
+                    total.map_or_else(|| "-".into(), |t| t.to_string()),
+                    web::utc(d.last_seen_ms)
+                );
+            }
+            println!("{} devices", devices.len());
+            Ok(())
+        }
+        Command::Readings { device, db } => {
+            let store = Store::open(&db)?;
+            let d = report::device(&store, Scope::All, &device)
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| format!("no device {device} (give its key, id or serial)"))?;
+            println!("{} {} {} ({})", d.key, d.vendor, d.model, d.customer);
+            for r in report::readings(&store, d.id).map_err(|e| e.to_string())? {
+                let at = r.at_ms.map_or_else(|| "time unknown".into(), web::utc);
+                println!("{:>6} {:<22} {:<24} {:>12}", r.seq, at, r.counter, r.value);
+            }
+            Ok(())
+        }
+        Command::Task {
+            command:
+                TaskCommand::Create {
+                    agent,
+                    kind,
+                    arg,
+                    db,
+                },
+        } => {
+            if TaskKind::parse(&kind).is_none() {
+                let known: Vec<_> = TaskKind::ALL.iter().map(|k| k.id()).collect();
+                return Err(format!(
+                    "unknown task kind {kind:?} (known: {})",
+                    known.join(", ")
+                ));
+            }
+            let id = Store::open(&db)?.create_task(&agent, &kind, &arg)?;
+            println!("task {id} queued for {agent}");
+            Ok(())
+        }
+        Command::Agent {
+            command: AgentCommand::Revoke { id, db },
+        } => {
+            Store::open(&db)?.revoke(&id)?;
+            println!("agent {id} revoked");
+            Ok(())
+        }
+    }
+}
+
+fn serve(
+    listen: &str,
+    db: &std::path::Path,
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+    tls_dir: Option<PathBuf>,
+    names: &[String],
+) -> Result<(), String> {
+    let store = Store::open(db)?;
+    let dir = tls_dir.unwrap_or_else(|| {
+        db.parent()
+            .map_or_else(|| PathBuf::from("."), |p| p.to_path_buf())
+    });
+    let dir = if dir.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        dir
+    };
+    // A self-signed certificate also names the address it is served on, so
+    // that clients checking names (curl, agents with --ca) accept it.
+    let mut names = names.to_vec();
+    if let Ok(addr) = listen.parse::<std::net::SocketAddr>()
+        && !addr.ip().is_unspecified()
+        && !names.contains(&addr.ip().to_string())
+    {
+        names.push(addr.ip().to_string());
+    }
+    let identity = tls::identity(cert.as_deref(), key.as_deref(), &dir, &names)?;
+    // The web page's operator password: from the environment, or made up
+    // at each start and printed (never stored).
+    let (password, generated) = match std::env::var("DCA_CLOUD_OPERATOR_PASSWORD") {
+        Ok(p) if !p.is_empty() => (p, false),
+        _ => (secret::random_hex(12), true),
+    };
+    let operator_authorization = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("operator:{password}"))
+    );
+    let shared = Arc::new(server::Shared {
+        store: Mutex::new(store),
+        operator_authorization,
+    });
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+        let local = listener.local_addr().map_err(|e| e.to_string())?;
+        println!("dca-cloud: {}", identity.source);
+        println!("dca-cloud: database {}", db.display());
+        if generated {
+            println!("dca-cloud: web page user `operator`, password {password}");
+        }
+        println!("dca-cloud: certificate sha256 {}", identity.fingerprint);
+        println!("dca-cloud: listening on https://{local}");
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+        let acceptor = tokio_rustls::TlsAcceptor::from(identity.config);
+        server::serve(listener, acceptor, shared, shutdown_signal()).await;
+        eprintln!("dca-cloud: stopped");
+        Ok(())
+    })
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
+            return std::future::pending().await;
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }

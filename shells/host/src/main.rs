@@ -1,8 +1,14 @@
 //! `dca`: OpenDCA's command-line agent.
 
+mod agent_state;
+mod cloud_link;
+mod cloud_session;
+mod cloud_tls;
 mod decode;
 mod demo_cmd;
+mod enroll_cmd;
 mod poll_cmd;
+mod push_cmd;
 mod scan_cmd;
 mod snapshot_cmd;
 mod snapshot_json;
@@ -30,6 +36,14 @@ enum Command {
     Scan(scan_cmd::ScanArgs),
     /// Start an emulated fleet in this process, then scan and report it.
     Demo(demo_cmd::DemoArgs),
+    /// Enroll this agent with a cloud, using a one-time token.
+    Enroll(enroll_cmd::EnrollArgs),
+    /// Collect once and deliver the readings to the cloud, then run its tasks.
+    ///
+    /// Exit codes: 0 delivered, 1 local trouble, 2 bad arguments or not
+    /// enrolled, 3 cloud unreachable (readings kept for the next push), 4
+    /// the cloud refused.
+    Push(push_cmd::PushArgs),
     /// Print an SNMP datagram as the codec reads it (hex; spaces and colons allowed).
     Decode {
         #[arg(required = true)]
@@ -51,6 +65,8 @@ fn main() -> ExitCode {
         Command::Poll(args) => poll_cmd::run(&args),
         Command::Scan(args) => scan_cmd::run(&args),
         Command::Demo(args) => demo_cmd::run(&args),
+        Command::Enroll(args) => enroll_cmd::run(&args),
+        Command::Push(args) => push_cmd::run(&args),
         Command::Decode { hex } => decode::run(&hex),
         Command::Snapshot {
             file,

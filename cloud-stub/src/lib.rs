@@ -1,0 +1,11 @@
+//! OpenDCA's minimal cloud receiver, as a library for its binary, its tests
+//! and its benchmark: the HTTPS server, the SQLite store, the sync exchange,
+//! the web page and the operator's reports.
+
+pub mod exchange;
+pub mod report;
+pub mod secret;
+pub mod server;
+pub mod store;
+pub mod tls;
+pub mod web;

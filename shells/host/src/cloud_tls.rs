@@ -1,0 +1,161 @@
+//! Whom the agent trusts to be its cloud: a pinned certificate (SHA-256 of
+//! the server's certificate, as `dca-cloud` prints it), a CA file, or the
+//! system's roots.
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Trust {
+    /// Exactly this certificate (its SHA-256), whoever signed it.
+    Pin([u8; 32]),
+    /// Certificates chaining to the CA certificates in this PEM file.
+    CaFile(PathBuf),
+    /// Certificates chaining to the operating system's roots.
+    System,
+}
+
+/// Parses a SHA-256 fingerprint: 64 hex digits, colons and case ignored, an
+/// optional `sha256/` or `sha256:` prefix allowed.
+pub fn parse_pin(text: &str) -> Result<[u8; 32], String> {
+    let t = text.trim();
+    let t = t
+        .strip_prefix("sha256/")
+        .or_else(|| t.strip_prefix("sha256:"))
+        .unwrap_or(t);
+    let digits: String = t.chars().filter(|c| *c != ':').collect();
+    let bytes = hex::decode(&digits).map_err(|e| format!("pin {text:?} is not hex: {e}"))?;
+    bytes
+        .try_into()
+        .map_err(|_| format!("pin {text:?} is not a SHA-256 fingerprint (64 hex digits)"))
+}
+
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// Accepts the one certificate whose SHA-256 is pinned; signatures of the
+/// handshake are still checked against it, so only the holder of its key
+/// can pass.
+#[derive(Debug)]
+struct PinVerifier {
+    pin: [u8; 32],
+    algorithms: WebPkiSupportedAlgorithms,
+}
+
+impl ServerCertVerifier for PinVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let seen: [u8; 32] = Sha256::digest(end_entity.as_ref()).into();
+        if seen == self.pin {
+            Ok(ServerCertVerified::assertion())
+        } else {
+            Err(rustls::Error::General(format!(
+                "the server's certificate sha256 {} is not the pinned {}",
+                hex::encode(seen),
+                hex::encode(self.pin)
+            )))
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.algorithms.supported_schemes()
+    }
+}
+
+fn roots_from_file(path: &Path) -> Result<RootCertStore, String> {
+    let mut roots = RootCertStore::empty();
+    let certs = CertificateDer::pem_file_iter(path)
+        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| format!("cannot read CA certificates from {}: {e}", path.display()))?;
+    let (added, _) = roots.add_parsable_certificates(certs);
+    if added == 0 {
+        return Err(format!("no usable CA certificate in {}", path.display()));
+    }
+    Ok(roots)
+}
+
+fn system_roots() -> Result<RootCertStore, String> {
+    let found = rustls_native_certs::load_native_certs();
+    let mut roots = RootCertStore::empty();
+    roots.add_parsable_certificates(found.certs);
+    if roots.is_empty() {
+        let why = found
+            .errors
+            .first()
+            .map_or_else(String::new, |e| format!(": {e}"));
+        return Err(format!(
+            "no system CA certificates found{why}; give --ca or --pin"
+        ));
+    }
+    Ok(roots)
+}
+
+pub fn client_config(trust: &Trust) -> Result<Arc<ClientConfig>, String> {
+    let provider = provider();
+    let builder = ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?;
+    let config = match trust {
+        Trust::Pin(pin) => builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(PinVerifier {
+                pin: *pin,
+                algorithms: provider.signature_verification_algorithms,
+            }))
+            .with_no_client_auth(),
+        Trust::CaFile(path) => builder
+            .with_root_certificates(roots_from_file(path)?)
+            .with_no_client_auth(),
+        Trust::System => builder
+            .with_root_certificates(system_roots()?)
+            .with_no_client_auth(),
+    };
+    Ok(Arc::new(config))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pins_parse_in_the_usual_spellings() {
+        let hex64 = "ab".repeat(32);
+        let colons = vec!["AB"; 32].join(":");
+        assert_eq!(parse_pin(&hex64), Ok([0xab; 32]));
+        assert_eq!(parse_pin(&colons), Ok([0xab; 32]));
+        assert_eq!(parse_pin(&format!("sha256/{hex64}")), Ok([0xab; 32]));
+        assert!(parse_pin("abcd").unwrap_err().contains("64 hex digits"));
+        assert!(parse_pin("zz").unwrap_err().contains("not hex"));
+    }
+}

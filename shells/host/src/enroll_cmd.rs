@@ -1,0 +1,128 @@
+//! `dca enroll --cloud URL --token T`: trade a one-time enrollment token for
+//! this agent's id and secret, and keep them in the state directory.
+
+use crate::agent_state::{AgentState, StateDir, state_dir};
+use crate::cloud_link::{CloudUrl, Link};
+use crate::cloud_session::{SessionError, answer_of, proxy_for, trust_of};
+use crate::cloud_tls;
+use dca_core::sync::message::{Request, Response};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(clap::Args)]
+pub struct EnrollArgs {
+    /// The cloud, as https://host[:port].
+    #[arg(long)]
+    cloud: String,
+    /// The one-time enrollment token the cloud's operator created.
+    #[arg(long)]
+    token: String,
+    /// Trust only the certificate with this SHA-256 fingerprint.
+    #[arg(long, value_name = "SHA256")]
+    pin: Option<String>,
+    /// Trust certificates issued by the CA certificates in this PEM file
+    /// (default: the system's roots).
+    #[arg(long, value_name = "FILE")]
+    ca: Option<PathBuf>,
+    /// Where the agent keeps its identity and outbox.
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
+    /// HTTP proxy (http://[user:password@]host:port); default HTTPS_PROXY.
+    #[arg(long, value_name = "URL")]
+    proxy: Option<String>,
+    /// Replace an existing enrollment in the state directory.
+    #[arg(long)]
+    force: bool,
+}
+
+fn hostname() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::env::var("COMPUTERNAME").ok())
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+pub fn run(args: &EnrollArgs) -> ExitCode {
+    match enroll(args) {
+        Ok(msg) => {
+            println!("{msg}");
+            ExitCode::SUCCESS
+        }
+        Err((code, e)) => {
+            eprintln!("dca enroll: {e}");
+            ExitCode::from(code)
+        }
+    }
+}
+
+fn enroll(args: &EnrollArgs) -> Result<String, (u8, String)> {
+    let dir = StateDir::new(state_dir(args.state_dir.as_deref()));
+    if dir.is_enrolled() && !args.force {
+        let who = dir
+            .load()
+            .map_or_else(|_| "an agent".into(), |s| format!("agent {}", s.agent_id));
+        return Err((
+            2,
+            format!(
+                "{} already holds {who}; give --force to replace it",
+                dir.path().display()
+            ),
+        ));
+    }
+    let url = CloudUrl::parse(&args.cloud).map_err(|e| (2, e))?;
+    let pin = args
+        .pin
+        .as_deref()
+        .map(|p| cloud_tls::parse_pin(p).map(hex::encode))
+        .transpose()
+        .map_err(|e| (2, e))?;
+    let trust = trust_of(pin.as_deref(), args.ca.as_ref()).map_err(|e| (2, e))?;
+    let tls = cloud_tls::client_config(&trust).map_err(|e| (2, e))?;
+    let proxy = proxy_for(args.proxy.as_deref(), &url).map_err(|e| (2, e))?;
+    let mut link = Link::new(url.clone(), tls, proxy);
+    let host = hostname();
+    let req = Request::Enroll {
+        token: args.token.trim(),
+        agent_version: env!("CARGO_PKG_VERSION"),
+        hostname: &host,
+    };
+    let mut body = vec![0u8; 1024 + args.token.len() + host.len()];
+    let n = req.encode(&mut body).map_err(|e| (1, e.to_string()))?;
+    let answer = link
+        .exchange(None, &body[..n])
+        .map_err(|e| (3, e.to_string()))?;
+    let state = answer_of(answer.status, &answer.body, |r| match r {
+        Response::Enrolled {
+            agent_id,
+            secret,
+            customer,
+        } => Some(AgentState {
+            cloud: url.to_url(),
+            agent_id: agent_id.to_string(),
+            secret: secret.to_string(),
+            customer: customer.to_string(),
+            pin: pin.clone(),
+            ca: args.ca.clone(),
+            next_seq: 1,
+            targets: Vec::new(),
+            schedule_s: None,
+            log_level: None,
+        }),
+        _ => None,
+    })
+    .map_err(|e| match e {
+        SessionError::Refused { .. } => (4, e.to_string()),
+        other => (3, other.to_string()),
+    })?;
+    dir.save(&state).map_err(|e| (1, e))?;
+    Ok(format!(
+        "enrolled as agent {} for customer {} at {}; identity kept in {}",
+        state.agent_id,
+        state.customer,
+        state.cloud,
+        dir.path().display()
+    ))
+}
