@@ -45,3 +45,4 @@ out=$(timeout 60 qemu-system-arm -machine mps2-an386 -nographic \
   -semihosting-config enable=on,target=native -kernel "$image")
 echo "$out"
 grep -q 'codec round trip ok' <<<"$out"
+grep -q 'sync round trip ok' <<<"$out"

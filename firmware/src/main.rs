@@ -2,8 +2,10 @@
 //!
 //! The network stack and the agent arrive with later work. Today the image
 //! proves that the core runs on the target: it encodes a GetRequest for
-//! sysDescr with the core's codec, decodes it again, reports over
-//! semihosting, and exits with success only if the round trip held.
+//! sysDescr with the core's codec and decodes it again, then frames a sync
+//! `hello` as the HTTP POST the agent sends and parses it back as the cloud
+//! does; it reports over semihosting and exits with success only if both
+//! round trips held.
 #![no_std]
 #![no_main]
 
@@ -12,14 +14,22 @@ use cortex_m_rt::entry;
 use cortex_m_semihosting::{debug, hprintln};
 use dca_core::ber::Oid;
 use dca_core::snmp::{CommunityMessage, Message, Pdu, PduType, Pdus, Value, VarBind, Version};
+use dca_core::sync::message::Request;
+use dca_core::sync::{CONTENT_TYPE, Clock, ENDPOINT, http};
 
 #[entry]
 fn main() -> ! {
-    let ok = codec_round_trip();
+    let codec = codec_round_trip();
     hprintln!(
         "dca-firmware: codec round trip {}",
-        if ok { "ok" } else { "FAILED" }
+        if codec { "ok" } else { "FAILED" }
     );
+    let sync = sync_round_trip();
+    hprintln!(
+        "dca-firmware: sync round trip {}",
+        if sync { "ok" } else { "FAILED" }
+    );
+    let ok = codec && sync;
     debug::exit(if ok {
         debug::EXIT_SUCCESS
     } else {
@@ -59,6 +69,58 @@ fn codec_round_trip() -> bool {
     let first_ok = matches!(names.next(), Some(Ok((true, Value::Null))));
     hprintln!("dca-firmware: {} bytes, request-id {}", len, pdu.request_id);
     first_ok && names.next().is_none() && pdu.request_id == 0x1234 && m.community == b"public"
+}
+
+/// A `hello` in CBOR behind an HTTP/1.1 head, then read back.
+fn sync_round_trip() -> bool {
+    let hello = Request::Hello {
+        agent_version: "firmware",
+        capabilities: 0,
+        clock: Clock {
+            wall_ms: None,
+            boot_id: [0x5a; 16],
+            mono_ms: 1234,
+        },
+    };
+    let mut body = [0u8; 128];
+    let Ok(body_len) = hello.encode(&mut body) else {
+        return false;
+    };
+    let mut wire = [0u8; 512];
+    let head = http::PostHead {
+        host: "cloud.example",
+        path: ENDPOINT,
+        authorization: Some("Bearer agent:secret"),
+        content_type: CONTENT_TYPE,
+        content_length: body_len,
+        user_agent: "dca-firmware",
+    };
+    let Ok(head_len) = http::write_post(&mut wire, &head) else {
+        return false;
+    };
+    let (Some(dst), Some(src)) = (
+        wire.get_mut(head_len..head_len + body_len),
+        body.get(..body_len),
+    ) else {
+        return false;
+    };
+    dst.copy_from_slice(src);
+    let Some(request) = wire.get(..head_len + body_len) else {
+        return false;
+    };
+    let Ok(Some(parsed)) = http::parse_request(request) else {
+        return false;
+    };
+    let Some(received) = request.get(parsed.head_len..parsed.head_len + parsed.content_length)
+    else {
+        return false;
+    };
+    hprintln!(
+        "dca-firmware: POST {} with {} bytes of CBOR",
+        parsed.path,
+        received.len()
+    );
+    parsed.authorization == Some("Bearer agent:secret") && Request::decode(received) == Ok(hello)
 }
 
 #[panic_handler]
