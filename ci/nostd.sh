@@ -40,7 +40,7 @@ if grep -aq 'liballoc\|alloc::alloc::\|__rust_alloc' "$image" ; then
 fi
 
 # Run it: the image exits through semihosting with success only if the
-# codec round trip held. QEMU is bounded in time.
+# codec and sync round trips held. QEMU is bounded in time.
 out=$(timeout 60 qemu-system-arm -machine mps2-an386 -nographic \
   -semihosting-config enable=on,target=native -kernel "$image")
 echo "$out"

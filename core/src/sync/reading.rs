@@ -166,11 +166,17 @@ pub fn encode(
     e.map(entries as u64)?;
     e.u64(key::AT)?;
     cbor::put_clock(&mut e, at)?;
-    for (k, t) in texts {
-        put_text(&mut e, k, t)?;
+    // Keys in ascending order, as deterministic CBOR has them.
+    let (before_mac, after_mac) = texts.split_at(2);
+    for (k, t) in before_mac {
+        put_text(&mut e, *k, t)?;
     }
     if let Some(mac) = id.mac {
         e.u64(key::MAC)?.bytes(&mac)?;
+    }
+    let (identity, contact) = after_mac.split_at(after_mac.len().saturating_sub(1));
+    for (k, t) in identity {
+        put_text(&mut e, *k, t)?;
     }
     if let Some(up) = id.sys_uptime_cs {
         e.u64(key::UPTIME)?.u32(up)?;
@@ -212,6 +218,9 @@ pub fn encode(
     cbor::put_opt_i32(&mut e, st.device_status)?;
     cbor::put_opt_i32(&mut e, st.printer_status)?;
     e.bytes(&st.error_state)?.str(st.console.as_str())?;
+    for (k, t) in contact {
+        put_text(&mut e, *k, t)?;
+    }
     Ok(e.into_writer().position())
 }
 
