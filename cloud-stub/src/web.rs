@@ -133,8 +133,15 @@ pub fn utc(ms: i64) -> String {
     )
 }
 
-fn bar_colour(colorant: &str, state: &str) -> &'static str {
-    match (state, colorant.to_ascii_lowercase().as_str()) {
+/// A supply's bar colour: red when low or empty, else its colorant's, named
+/// by the colorant or, when the device gives none, by the description.
+fn bar_colour(colorant: &str, description: &str, state: &str) -> &'static str {
+    let name = if colorant.is_empty() {
+        description
+    } else {
+        colorant
+    };
+    match (state, name.to_ascii_lowercase().as_str()) {
         ("empty" | "low", _) => "#c0392b",
         (_, c) if c.contains("cyan") => "#00a0c6",
         (_, c) if c.contains("magenta") => "#c6007e",
@@ -200,7 +207,7 @@ td.n{text-align:right;font-variant-numeric:tabular-nums}.bar{width:120px;height:
             let _ = write!(
                 h,
                 "<div class=supply><span class=bar><span style=\"width:{pct:.0}%;background:{}\"></span></span>{} {}</div>",
-                bar_colour(&s.colorant, &s.state),
+                bar_colour(&s.colorant, &s.description, &s.state),
                 escape(&s.description),
                 escape(&label)
             );

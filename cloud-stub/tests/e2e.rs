@@ -393,6 +393,35 @@ fn corpus_printers_reach_the_database_whole() {
     let devices: serde_json::Value = serde_json::from_slice(&json).unwrap();
     assert_eq!(devices.as_array().unwrap().len(), printers.len());
     assert!(!cloud.banner.is_empty());
+
+    // The operator's commands read the same database.
+    let cli = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_dca-cloud"))
+            .args(args)
+            .arg("--db")
+            .arg(&cloud.db)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    assert!(cli(&["devices"]).contains(&format!("{} devices", printers.len())));
+    let s = printers
+        .iter()
+        .find(|s| !s.identity.serial.is_empty() && !s.counters.is_empty())
+        .unwrap();
+    let listing = cli(&["readings", s.identity.serial.as_str().trim()]);
+    let total = s.counter("total").or(s.counters.first()).unwrap();
+    let lines = listing
+        .lines()
+        .filter(|l| l.split_whitespace().any(|w| w == total.name))
+        .count();
+    assert_eq!(
+        lines, 2,
+        "two pushes, two values of {}:\n{listing}",
+        total.name
+    );
+    assert!(listing.contains(&total.value.to_string()));
 }
 
 #[test]
@@ -477,6 +506,7 @@ fn batches_wait_for_the_cloud_and_a_replay_is_stored_once() {
     assert_eq!(count(&cloud.db, "SELECT COUNT(*) FROM readings"), readings);
 
     // Bad input: 4xx with a reason, nothing stored.
+    assert_eq!(curl(&cloud, &[&sync]).0, 405, "GET of the sync endpoint");
     std::fs::write(&body, b"\xa2\x00\x01\x01").unwrap();
     let (status, reason) = post(&auth);
     assert_eq!(status, 400);
@@ -746,4 +776,35 @@ fn tasks_run_and_readings_pass_an_http_proxy() {
         .success()
     );
     assert_eq!(count(&cloud.db, "SELECT COUNT(*) FROM batches"), 3);
+    // A proxy that wants credentials: refused without them (the readings
+    // wait in the outbox), tunnelled with them (and the waiting batch goes
+    // first).
+    let conf = dir.join("tinyproxy-auth.conf");
+    std::fs::write(
+        &conf,
+        "Port 18889\nListen 127.48.0.3\nTimeout 30\nAllow 127.0.0.0/8\nMaxClients 8\nLogLevel Info\nUser nobody\nGroup nogroup\nBasicAuth dca s3cret\n",
+    )
+    .unwrap();
+    let (_auth_proxy, _) = Proc::start(
+        Command::new("tinyproxy").arg("-d").arg("-c").arg(&conf),
+        "Accepting connections",
+    );
+    let s = state.to_str().unwrap();
+    let common = [
+        "push",
+        "--port",
+        "1161",
+        "--timeout",
+        "500",
+        "--state-dir",
+        s,
+        "--proxy",
+    ];
+    let out = dca(&[&common[..], &["http://127.48.0.3:18889"]].concat());
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("407"));
+    assert_eq!(count(&cloud.db, "SELECT COUNT(*) FROM batches"), 3);
+    let out = dca(&[&common[..], &["http://dca:s3cret@127.48.0.3:18889"]].concat());
+    assert!(out.status.success());
+    assert_eq!(count(&cloud.db, "SELECT COUNT(*) FROM batches"), 5);
 }

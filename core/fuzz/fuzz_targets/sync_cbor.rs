@@ -9,7 +9,10 @@ use libfuzzer_sys::fuzz_target;
 
 fn check_offset(e: Error, len: usize) {
     if let Error::Cbor { at } = e {
-        assert!(at <= len, "error offset {at} outside the input of {len} bytes");
+        assert!(
+            at <= len,
+            "error offset {at} outside the input of {len} bytes"
+        );
     }
 }
 
@@ -17,11 +20,18 @@ fuzz_target!(|data: &[u8]| {
     let mut buf = vec![0u8; data.len() * 2 + 64];
     match Request::decode(data) {
         Ok(req) => {
-            let len = req.encode(&mut buf).expect("a decoded request fits twice its size");
+            let len = req
+                .encode(&mut buf)
+                .expect("a decoded request fits twice its size");
             assert_eq!(Request::decode(&buf[..len]).as_ref(), Ok(&req));
             if let Request::Upload { readings, .. } = req {
                 for r in readings.iter() {
-                    let _ = r.map(|r| (r.key().map(|k| k.to_string()), r.supplies.iter().map(|s| s.percent()).count()));
+                    let _ = r.map(|r| {
+                        (
+                            r.key().map(|k| k.to_string()),
+                            r.supplies.iter().map(|s| s.percent()).count(),
+                        )
+                    });
                 }
             }
         }
@@ -29,7 +39,9 @@ fuzz_target!(|data: &[u8]| {
     }
     match Response::decode(data) {
         Ok(resp) => {
-            let len = resp.encode(&mut buf).expect("a decoded response fits twice its size");
+            let len = resp
+                .encode(&mut buf)
+                .expect("a decoded response fits twice its size");
             assert_eq!(Response::decode(&buf[..len]).as_ref(), Ok(&resp));
         }
         Err(e) => check_offset(e, data.len()),

@@ -8,7 +8,12 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(|data: &[u8]| {
     if let Ok(Some(head)) = http::parse_request(data) {
         assert!(head.head_len <= data.len());
-        let _ = (head.method, head.path, head.content_type, head.authorization);
+        let _ = (
+            head.method,
+            head.path,
+            head.content_type,
+            head.authorization,
+        );
     }
     for tunnel in [false, true] {
         if let Ok(Some(head)) = http::parse_response(data, tunnel) {
