@@ -170,7 +170,7 @@ td.n{text-align:right;font-variant-numeric:tabular-nums}.bar{width:120px;height:
             c.last_contact_ms.map_or_else(|| "never".into(), utc)
         );
     }
-    h.push_str("</table><h2>Devices</h2><table><tr><th>Customer</th><th>Device</th><th>Serial</th><th>Address</th><th>Last contact</th><th>Total pages</th><th>Mono</th><th>Colour</th><th>Supplies</th></tr>");
+    h.push_str("</table><h2>Devices</h2><table><tr><th>Customer</th><th>Device</th><th>Serial</th><th>Address</th><th>Last reading</th><th>Total pages</th><th>Mono</th><th>Colour</th><th>Supplies</th></tr>");
     for d in devices {
         let count = |name: &str| d.counter(name).map_or_else(String::new, |v| v.to_string());
         let total = d

@@ -808,3 +808,80 @@ fn tasks_run_and_readings_pass_an_http_proxy() {
     assert!(out.status.success());
     assert_eq!(count(&cloud.db, "SELECT COUNT(*) FROM batches"), 5);
 }
+
+/// Waits (bounded) for a line of `proc`'s output containing `what`.
+fn wait_for(proc: &Proc, what: &str) -> String {
+    let deadline = std::time::Instant::now() + STARTUP;
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match proc.lines.recv_timeout(left) {
+            Ok(l) if l.contains(what) => return l,
+            Ok(_) => {}
+            Err(e) => panic!("no line with {what:?} within {STARTUP:?}: {e}"),
+        }
+    }
+}
+
+#[test]
+fn the_service_collects_on_schedule_takes_tasks_and_stops_cleanly() {
+    let dir = temp_dir("service");
+    let cloud = start_cloud(&dir, "127.49.0.1:0");
+    let _sim = start_sim("127.49.1.0/24");
+    let state = dir.join("agent");
+    enroll(&cloud, "acme", &state);
+    let (service, _) = Proc::start(
+        Command::new(sibling("dca"))
+            .args(["run", "127.49.1.0/24", "--port", "1161", "--timeout", "500"])
+            .args(["--interval", "1", "--task-interval", "1", "--state-dir"])
+            .arg(&state)
+            .env_remove("HTTPS_PROXY")
+            .env_remove("https_proxy"),
+        "dca run: started",
+    );
+    // Two collections, each delivered.
+    wait_for(&service, "batches delivered");
+    wait_for(&service, "batches delivered");
+    assert!(count(&cloud.db, "SELECT COUNT(*) FROM batches") >= 2);
+    // A task queued while it runs is taken at the next call.
+    let id = serde_json::from_str::<serde_json::Value>(
+        &std::fs::read_to_string(state.join("agent.json")).unwrap(),
+    )
+    .unwrap()["agent_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let out = Command::new(env!("CARGO_BIN_EXE_dca-cloud"))
+        .args([
+            "task",
+            "create",
+            "--agent",
+            &id,
+            "--kind",
+            "set_log_level",
+            "--arg",
+            "debug",
+            "--db",
+        ])
+        .arg(&cloud.db)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    wait_for(&service, "set_log_level done");
+    // SIGTERM stops it between rounds, with success.
+    let pid = service.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    wait_for(&service, "dca run: stopped");
+    let mut service = service;
+    let status = service.child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    assert_eq!(
+        count(&cloud.db, "SELECT COUNT(*) FROM tasks WHERE ok = 1"),
+        1
+    );
+}

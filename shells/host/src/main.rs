@@ -9,6 +9,7 @@ mod demo_cmd;
 mod enroll_cmd;
 mod poll_cmd;
 mod push_cmd;
+mod run_cmd;
 mod scan_cmd;
 mod snapshot_cmd;
 mod snapshot_json;
@@ -44,6 +45,9 @@ enum Command {
     /// enrolled, 3 cloud unreachable (readings kept for the next push), 4
     /// the cloud refused.
     Push(push_cmd::PushArgs),
+    /// Run as a service: collect on a schedule, deliver, and take the
+    /// cloud's tasks, until SIGINT or SIGTERM.
+    Run(run_cmd::RunArgs),
     /// Print an SNMP datagram as the codec reads it (hex; spaces and colons allowed).
     Decode {
         #[arg(required = true)]
@@ -67,6 +71,7 @@ fn main() -> ExitCode {
         Command::Demo(args) => demo_cmd::run(&args),
         Command::Enroll(args) => enroll_cmd::run(&args),
         Command::Push(args) => push_cmd::run(&args),
+        Command::Run(args) => run_cmd::run(&args),
         Command::Decode { hex } => decode::run(&hex),
         Command::Snapshot {
             file,

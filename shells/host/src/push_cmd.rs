@@ -28,15 +28,41 @@ pub struct PushArgs {
     mask_addresses: bool,
 }
 
-/// Exit codes: 0 delivered; 1 local trouble; 2 bad arguments or not
-/// enrolled; 3 the cloud is unreachable (readings kept for the next push);
-/// 4 the cloud refused (credentials, sequence).
-fn exit(e: &SessionError) -> ExitCode {
-    ExitCode::from(match e {
-        SessionError::Link(_) => 3,
-        SessionError::Refused { .. } => 4,
-        SessionError::Local(_) => 1,
-    })
+/// Why a round stopped, with the exit code `dca push` reports: 1 local
+/// trouble; 2 bad arguments or not enrolled; 3 the cloud is unreachable
+/// (readings kept for the next round); 4 the cloud refused (credentials,
+/// sequence).
+#[derive(Debug)]
+pub struct Failure {
+    pub code: u8,
+    pub message: String,
+}
+
+impl Failure {
+    fn usage(message: String) -> Failure {
+        Failure { code: 2, message }
+    }
+
+    fn session(e: &SessionError, dir: &StateDir) -> Failure {
+        let code = match e {
+            SessionError::Link(_) => 3,
+            SessionError::Refused { .. } => 4,
+            SessionError::Local(_) => 1,
+        };
+        let waiting = dir.pending().map_or(0, |p| p.len());
+        Failure {
+            code,
+            message: format!(
+                "{e}; {waiting} batches kept in {} for the next push",
+                dir.path().display()
+            ),
+        }
+    }
+
+    /// The cloud could not be reached; trying again later may help.
+    pub fn is_transient(&self) -> bool {
+        self.code == 3
+    }
 }
 
 fn gather(args: &SweepArgs, mask: bool, clocks: &Clocks) -> Result<(Gathered, String), String> {
@@ -62,55 +88,58 @@ fn gather(args: &SweepArgs, mask: bool, clocks: &Clocks) -> Result<(Gathered, St
 }
 
 pub fn run(args: &PushArgs) -> ExitCode {
-    let dir = StateDir::new(state_dir(args.state_dir.as_deref()));
-    let clocks = Clocks::new();
-    let mut session = match Session::open(&dir, args.proxy.as_deref(), &clocks) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("dca push: {e}");
-            return ExitCode::from(2);
+    match round(args, &Clocks::new(), true) {
+        Ok(line) => {
+            println!("dca push: {line}");
+            ExitCode::SUCCESS
         }
-    };
+        Err(f) => {
+            eprintln!("dca push: {}", f.message);
+            ExitCode::from(f.code)
+        }
+    }
+}
+
+/// One round: when `collect`, sweep the targets and journal the readings;
+/// then deliver every waiting batch and run the cloud's tasks. Returns the
+/// one-line account of it.
+pub fn round(args: &PushArgs, clocks: &Clocks, collect: bool) -> Result<String, Failure> {
+    let dir = StateDir::new(state_dir(args.state_dir.as_deref()));
+    let mut session = Session::open(&dir, args.proxy.as_deref(), clocks)
+        .map_err(|e| Failure::usage(e.to_string()))?;
     let mut sweep_args = args.sweep.clone();
     if sweep_args.targets.is_empty() {
         sweep_args.targets = session.state.targets.clone();
     }
     if sweep_args.targets.is_empty() {
-        eprintln!("dca push: no targets given, and the cloud has set none");
-        return ExitCode::from(2);
+        return Err(Failure::usage(
+            "no targets given, and the cloud has set none".into(),
+        ));
     }
-    let (gathered, summary) = match gather(&sweep_args, args.mask_addresses, &clocks) {
-        Ok(g) => g,
-        Err(e) => {
-            eprintln!("dca push: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    eprintln!("dca push: {summary}");
-    let queued = match session.queue(&gathered) {
-        Ok(q) => q,
-        Err(e) => {
-            eprintln!("dca push: {e}");
-            return exit(&e);
-        }
-    };
-    match converse(&mut session, &sweep_args, args.mask_addresses, &clocks) {
-        Ok(report) => {
-            println!(
-                "dca push: {} readings in batches {:?}; {} batches delivered, {} readings stored; {}",
-                gathered.count, queued, report.batches, report.stored, report.tasks
-            );
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            let waiting = dir.pending().map_or(0, |p| p.len());
-            eprintln!(
-                "dca push: {e}; {waiting} batches kept in {} for the next push",
-                dir.path().display()
-            );
-            exit(&e)
-        }
+    let mut collected = String::from("nothing collected");
+    if collect {
+        let (gathered, summary) =
+            gather(&sweep_args, args.mask_addresses, clocks).map_err(Failure::usage)?;
+        eprintln!("dca: {summary}");
+        let queued = session
+            .queue(&gathered)
+            .map_err(|e| Failure::session(&e, &dir))?;
+        collected = format!("{} readings in batches {queued:?}", gathered.count);
     }
+    let report = converse(&mut session, &sweep_args, args.mask_addresses, clocks)
+        .map_err(|e| Failure::session(&e, &dir))?;
+    Ok(format!(
+        "{collected}; {} batches delivered, {} readings stored; {}",
+        report.batches, report.stored, report.tasks
+    ))
+}
+
+/// The collection interval the cloud has set, if any.
+pub fn schedule(args: &PushArgs) -> Option<u64> {
+    StateDir::new(state_dir(args.state_dir.as_deref()))
+        .load()
+        .ok()
+        .and_then(|s| s.schedule_s)
 }
 
 struct Report {
