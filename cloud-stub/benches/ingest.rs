@@ -14,8 +14,7 @@
 use dca_cloud::server::{Shared, serve};
 use dca_cloud::store::{Agent, Store};
 use dca_cloud::tls;
-use dca_core::printer::{Snapshot, SnapshotBuilder, Text};
-use dca_core::snmp::VarBind;
+use dca_core::printer::{Snapshot, Text};
 use dca_core::snmprec;
 use dca_core::sync::Clock;
 use dca_core::sync::message::{Readings, Request};
@@ -46,11 +45,7 @@ fn printers() -> Vec<Snapshot> {
     paths.sort();
     for p in paths {
         let rec = snmprec::parse(&std::fs::read_to_string(&p).unwrap());
-        let mut b = SnapshotBuilder::new();
-        for r in &rec.records {
-            b.push(&VarBind::new(r.oid.as_oid_ref(), r.value()));
-        }
-        let s = b.finish();
+        let s = rec.snapshot();
         if s.is_printer() {
             out.push(s);
         }

@@ -6,8 +6,7 @@
 //!
 //! Every peer runs on its own loopback addresses; every wait is bounded.
 
-use dca_core::printer::{Snapshot, SnapshotBuilder};
-use dca_core::snmp::VarBind;
+use dca_core::printer::Snapshot;
 use dca_core::snmprec;
 use rusqlite::Connection;
 use std::io::{BufRead, BufReader};
@@ -229,11 +228,7 @@ fn corpus_printers() -> Vec<Snapshot> {
             continue;
         }
         let rec = snmprec::parse(&std::fs::read_to_string(&p).unwrap());
-        let mut b = SnapshotBuilder::new();
-        for r in &rec.records {
-            b.push(&VarBind::new(r.oid.as_oid_ref(), r.value()));
-        }
-        let s = b.finish();
+        let s = rec.snapshot();
         if s.is_printer() {
             out.push(s);
         }
@@ -272,6 +267,23 @@ fn api(cloud: &Cloud, state: &Path, path: &str) -> (u16, Vec<u8>) {
         cloud,
         &["-H", &agent_auth(state), &format!("{}{path}", cloud.url)],
     )
+}
+
+fn agent_id(state: &Path) -> String {
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(state.join("agent.json")).unwrap()).unwrap();
+    v["agent_id"].as_str().unwrap().to_string()
+}
+
+/// `dca-cloud task create`, as the operator queues a task.
+fn create_task(cloud: &Cloud, agent: &str, kind: &str, arg: &str) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_dca-cloud"))
+        .args([
+            "task", "create", "--agent", agent, "--kind", kind, "--arg", arg, "--db",
+        ])
+        .arg(&cloud.db)
+        .output()
+        .unwrap()
 }
 
 fn agent_auth(state: &Path) -> String {
@@ -696,26 +708,14 @@ fn tasks_run_and_readings_pass_an_http_proxy() {
         Command::new("tinyproxy").arg("-d").arg("-c").arg(&conf),
         "Accepting connections",
     );
-    let id = serde_json::from_str::<serde_json::Value>(
-        &std::fs::read_to_string(state.join("agent.json")).unwrap(),
-    )
-    .unwrap()["agent_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = agent_id(&state);
     for (kind, arg) in [
         ("rescan", ""),
         ("set_log_level", "debug"),
         ("set_targets", "127.48.1.0/24"),
         ("reboot", ""),
     ] {
-        let out = Command::new(env!("CARGO_BIN_EXE_dca-cloud"))
-            .args([
-                "task", "create", "--agent", &id, "--kind", kind, "--arg", arg, "--db",
-            ])
-            .arg(&cloud.db)
-            .output()
-            .unwrap();
+        let out = create_task(&cloud, &id, kind, arg);
         assert_eq!(out.status.success(), kind != "reboot", "{kind}: {out:?}");
     }
     // Through the proxy, from HTTPS_PROXY.
@@ -843,29 +843,12 @@ fn the_service_collects_on_schedule_takes_tasks_and_stops_cleanly() {
     wait_for(&service, "batches delivered");
     assert!(count(&cloud.db, "SELECT COUNT(*) FROM batches") >= 2);
     // A task queued while it runs is taken at the next call.
-    let id = serde_json::from_str::<serde_json::Value>(
-        &std::fs::read_to_string(state.join("agent.json")).unwrap(),
-    )
-    .unwrap()["agent_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let out = Command::new(env!("CARGO_BIN_EXE_dca-cloud"))
-        .args([
-            "task",
-            "create",
-            "--agent",
-            &id,
-            "--kind",
-            "set_log_level",
-            "--arg",
-            "debug",
-            "--db",
-        ])
-        .arg(&cloud.db)
-        .output()
-        .unwrap();
-    assert!(out.status.success());
+    let id = agent_id(&state);
+    assert!(
+        create_task(&cloud, &id, "set_log_level", "debug")
+            .status
+            .success()
+    );
     wait_for(&service, "set_log_level done");
     // SIGTERM stops it between rounds, with success.
     let pid = service.child.id().to_string();

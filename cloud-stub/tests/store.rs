@@ -3,8 +3,7 @@
 
 use dca_cloud::report;
 use dca_cloud::store::{Scope, Store};
-use dca_core::printer::{Snapshot, SnapshotBuilder};
-use dca_core::snmp::VarBind;
+use dca_core::printer::Snapshot;
 use dca_core::snmprec;
 use dca_core::sync::message::Readings;
 use dca_core::sync::{Clock, reading};
@@ -23,11 +22,7 @@ fn printer(name: &str) -> Snapshot {
     let rec = snmprec::parse(
         &std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
     );
-    let mut b = SnapshotBuilder::new();
-    for r in &rec.records {
-        b.push(&VarBind::new(r.oid.as_oid_ref(), r.value()));
-    }
-    b.finish()
+    rec.snapshot()
 }
 
 fn open(name: &str) -> Store {

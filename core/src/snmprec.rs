@@ -58,6 +58,18 @@ pub struct Recording {
     pub errors: Vec<LineError>,
 }
 
+impl Recording {
+    /// The snapshot the printer model makes of the recorded device, as a
+    /// walk of it would.
+    pub fn snapshot(&self) -> crate::printer::Snapshot {
+        let mut b = crate::printer::SnapshotBuilder::new();
+        for r in &self.records {
+            b.push(&crate::snmp::VarBind::new(r.oid.as_oid_ref(), r.value()));
+        }
+        b.finish()
+    }
+}
+
 /// Parses a whole recording.
 pub fn parse(text: &str) -> Recording {
     let mut rec = Recording::default();

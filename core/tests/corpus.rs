@@ -12,8 +12,7 @@
 //! `negatives/` is rejected, and every recording's vendor is the family its
 //! file name gives.
 
-use dca_core::printer::{Correction, Qualification, Snapshot, SnapshotBuilder, Supply, Tray};
-use dca_core::snmp::VarBind;
+use dca_core::printer::{Correction, Qualification, Snapshot, Supply, Tray};
 use dca_core::snmprec;
 use serde_json::Value as Json;
 use std::fmt::Write as _;
@@ -39,11 +38,7 @@ fn corpus() -> Option<PathBuf> {
 fn snapshot_of(path: &Path) -> Snapshot {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let rec = snmprec::parse(&text);
-    let mut b = SnapshotBuilder::new();
-    for r in &rec.records {
-        b.push(&VarBind::new(r.oid.as_oid_ref(), r.value()));
-    }
-    b.finish()
+    rec.snapshot()
 }
 
 fn files(dir: &Path, ext: &str) -> Vec<PathBuf> {

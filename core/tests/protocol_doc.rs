@@ -3,8 +3,6 @@
 //! document shows exactly what the encoder emits, so the specification and
 //! the code cannot drift apart.
 
-use dca_core::printer::SnapshotBuilder;
-use dca_core::snmp::VarBind;
 use dca_core::snmprec;
 use dca_core::sync::message::{Readings, Request, Response, Task};
 use dca_core::sync::{Clock, reading};
@@ -45,11 +43,7 @@ const PRINTER: &str = "\
 
 fn examples() -> Vec<(&'static str, Vec<u8>)> {
     let rec = snmprec::parse(PRINTER);
-    let mut b = SnapshotBuilder::new();
-    for r in &rec.records {
-        b.push(&VarBind::new(r.oid.as_oid_ref(), r.value()));
-    }
-    let snapshot = b.finish();
+    let snapshot = rec.snapshot();
     assert!(snapshot.is_printer());
     let mut rbuf = [0u8; 2048];
     let rlen = reading::encode(&snapshot, &clock(), Some("10.1.2.3"), &mut rbuf).unwrap();

@@ -3,10 +3,9 @@
 //! and the HTTP framing parses what it writes. Also prints the measured reading
 //! sizes that docs/protocol.md quotes.
 
-use dca_core::printer::{Snapshot, SnapshotBuilder};
-use dca_core::snmp::VarBind;
+use dca_core::printer::Snapshot;
 use dca_core::snmprec;
-use dca_core::sync::http::{self, HttpError, PostHead};
+use dca_core::sync::http::{self, Body, HttpError, PostHead};
 use dca_core::sync::message::{Readings, Request, Response, Task};
 use dca_core::sync::reading::{self, DeviceKey, Reading};
 use dca_core::sync::{Clock, Error};
@@ -34,11 +33,7 @@ fn printers() -> Vec<(String, Snapshot)> {
     paths.sort();
     for p in paths {
         let rec = snmprec::parse(&std::fs::read_to_string(&p).unwrap());
-        let mut b = SnapshotBuilder::new();
-        for r in &rec.records {
-            b.push(&VarBind::new(r.oid.as_oid_ref(), r.value()));
-        }
-        let s = b.finish();
+        let s = rec.snapshot();
         if s.is_printer() {
             out.push((p.file_stem().unwrap().to_string_lossy().into_owned(), s));
         }
@@ -390,23 +385,27 @@ fn http_responses_frame_their_bodies() {
     .unwrap();
     let head = http::parse_response(&buf[..len], false).unwrap().unwrap();
     assert_eq!(
-        (head.status, head.head_len, head.content_length, head.close),
-        (401, len, Some(17), true)
+        (head.status, head.head_len, head.body, head.close),
+        (401, len, Body::Length(17), true)
     );
     // A proxy's answer to CONNECT has no body.
     let ok = b"HTTP/1.1 200 Connection established\r\n\r\n";
     assert_eq!(
-        http::parse_response(ok, true)
-            .unwrap()
-            .unwrap()
-            .content_length,
-        None
+        http::parse_response(ok, true).unwrap().unwrap().body,
+        Body::Empty
     );
-    // Without a length the body cannot be framed.
+    // Without a length the body runs to the end of the connection, as a
+    // proxy's refusal of a tunnel (tinyproxy's 407) sends it.
+    let refused = b"HTTP/1.0 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic realm=\"p\"\r\n\r\n<html>";
+    let head = http::parse_response(refused, true).unwrap().unwrap();
     assert_eq!(
-        http::parse_response(b"HTTP/1.1 200 OK\r\n\r\n", false),
-        Err(HttpError::ContentLength)
+        (head.status, head.body, head.close),
+        (407, Body::UntilClose, true)
     );
+    let head = http::parse_response(b"HTTP/1.1 200 OK\r\n\r\n", false)
+        .unwrap()
+        .unwrap();
+    assert_eq!((head.body, head.close), (Body::UntilClose, true));
     assert_eq!(
         http::parse_response(
             b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",

@@ -8,7 +8,7 @@ mod support;
 use dca_core::poll::{Sink, WalkConfig, WalkError, WalkState, Walker};
 use dca_core::printer::plan::walk_plan;
 use dca_core::printer::{Snapshot, SnapshotBuilder};
-use dca_core::snmp::{VarBind, Version};
+use dca_core::snmp::Version;
 use dca_core::snmprec;
 use dca_core::time::{Duration, Instant};
 use std::net::UdpSocket;
@@ -54,11 +54,7 @@ fn walk(address: &str, cfg: WalkConfig) -> (Walker, Snapshot) {
 
 fn in_process(path: &std::path::Path) -> Snapshot {
     let rec = snmprec::parse(&std::fs::read_to_string(path).unwrap());
-    let mut b = SnapshotBuilder::new();
-    for r in &rec.records {
-        b.push(&VarBind::new(r.oid.as_oid_ref(), r.value()));
-    }
-    b.finish()
+    rec.snapshot()
 }
 
 fn fast() -> WalkConfig {

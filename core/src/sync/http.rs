@@ -137,15 +137,25 @@ pub fn write_response_head(
     })
 }
 
+/// How a response's body ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Body {
+    /// No body by definition (204, 304, 1xx, a `CONNECT` tunnel's 2xx).
+    Empty,
+    /// `Content-Length` bytes.
+    Length(usize),
+    /// No length given: the body runs until the server closes the
+    /// connection (HTTP/1.1 allows it; proxies' error pages do it).
+    UntilClose,
+}
+
 /// The parts of a response head the agent acts on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ResponseHead {
     pub status: u16,
     /// Bytes of the head; the body starts here.
     pub head_len: usize,
-    /// `None` for a response that has no body by definition (a `CONNECT`
-    /// tunnel's 200).
-    pub content_length: Option<usize>,
+    pub body: Body,
     /// The server will close the connection after this response.
     pub close: bool,
 }
@@ -231,16 +241,16 @@ pub fn parse_response(bytes: &[u8], tunnel: bool) -> Result<Option<ResponseHead>
         || status == 204
         || status == 304
         || (tunnel && (200..300).contains(&status));
-    let content_length = if bodiless {
-        None
-    } else {
-        Some(f.content_length.ok_or(HttpError::ContentLength)?)
+    let body = match (bodiless, f.content_length) {
+        (true, _) => Body::Empty,
+        (false, Some(len)) => Body::Length(len),
+        (false, None) => Body::UntilClose,
     };
     Ok(Some(ResponseHead {
         status,
         head_len,
-        content_length,
-        close: f.close,
+        body,
+        close: f.close || body == Body::UntilClose,
     }))
 }
 

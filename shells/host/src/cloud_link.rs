@@ -220,6 +220,51 @@ fn read_head(r: &mut impl Read, tunnel: bool) -> Result<(http::ResponseHead, Vec
     }
 }
 
+/// Reads the rest of a body whose start (`got`) came with the head.
+fn read_body(
+    r: &mut impl Read,
+    body: http::Body,
+    mut got: Vec<u8>,
+    host: &str,
+) -> Result<Vec<u8>, LinkError> {
+    let limit = match body {
+        http::Body::Empty => return Ok(Vec::new()),
+        http::Body::Length(len) if len > MAX_RESPONSE => {
+            return Err(LinkError::Protocol(format!(
+                "response of {len} bytes is too large"
+            )));
+        }
+        http::Body::Length(len) => len,
+        http::Body::UntilClose => MAX_RESPONSE,
+    };
+    let mut chunk = [0u8; 16 * 1024];
+    while got.len() < limit {
+        let n = match r.read(&mut chunk) {
+            Ok(n) => n,
+            // A peer that closes without TLS close_notify ends a body
+            // delimited by the close all the same.
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => 0,
+            Err(e) => return Err(LinkError::Unreachable(format!("{host}: {e}"))),
+        };
+        if n == 0 {
+            if body == http::Body::UntilClose {
+                return Ok(got);
+            }
+            return Err(LinkError::Unreachable(format!(
+                "{host}: the connection closed mid-response"
+            )));
+        }
+        got.extend_from_slice(&chunk[..n]);
+    }
+    if body == http::Body::UntilClose {
+        return Err(LinkError::Protocol(format!(
+            "response over {MAX_RESPONSE} bytes"
+        )));
+    }
+    got.truncate(limit);
+    Ok(got)
+}
+
 fn tunnel(proxy: &Proxy, cloud: &CloudUrl) -> Result<TcpStream, LinkError> {
     let mut s = connect_tcp(&proxy.host, proxy.port)
         .map_err(|e| LinkError::Unreachable(format!("proxy {}:{}: {e}", proxy.host, proxy.port)))?;
@@ -350,32 +395,20 @@ impl Link {
         let lost = |e: std::io::Error| LinkError::Unreachable(format!("{}: {e}", host));
         stream.write_all(&out).map_err(lost)?;
         stream.flush().map_err(lost)?;
-        let (resp, mut got) = read_head(stream, false)?;
-        let len = resp.content_length.unwrap_or(0);
-        if len > MAX_RESPONSE {
-            self.stream = None;
-            return Err(LinkError::Protocol(format!(
-                "response of {len} bytes is too large"
-            )));
-        }
-        let mut chunk = [0u8; 16 * 1024];
-        while got.len() < len {
-            let n = stream.read(&mut chunk).map_err(lost)?;
-            if n == 0 {
+        let (resp, got) = read_head(stream, false)?;
+        let body = match read_body(stream, resp.body, got, &host) {
+            Ok(b) => b,
+            Err(e) => {
                 self.stream = None;
-                return Err(LinkError::Unreachable(format!(
-                    "{host}: the connection closed mid-response"
-                )));
+                return Err(e);
             }
-            got.extend_from_slice(&chunk[..n]);
-        }
-        got.truncate(len);
+        };
         if resp.close {
             self.stream = None;
         }
         Ok(Answer {
             status: resp.status,
-            body: got,
+            body,
         })
     }
 }

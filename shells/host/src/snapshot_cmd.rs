@@ -5,8 +5,7 @@
 //! recorded in the field.
 
 use crate::snapshot_json::to_json;
-use dca_core::printer::{Snapshot, SnapshotBuilder};
-use dca_core::snmp::VarBind;
+use dca_core::printer::Snapshot;
 use dca_core::snmprec;
 use std::process::ExitCode;
 
@@ -46,11 +45,7 @@ pub fn run(file: &str, address: Option<&str>, pretty: bool) -> ExitCode {
 /// Builds a snapshot from a recording's text; returns the lines skipped.
 pub fn snapshot_of(text: &str) -> (Snapshot, Vec<snmprec::LineError>) {
     let rec = snmprec::parse(text);
-    let mut b = SnapshotBuilder::new();
-    for r in &rec.records {
-        b.push(&VarBind::new(r.oid.as_oid_ref(), r.value()));
-    }
-    (b.finish(), rec.errors)
+    (rec.snapshot(), rec.errors)
 }
 
 #[cfg(test)]

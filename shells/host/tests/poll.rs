@@ -2,8 +2,6 @@
 //! polled over UDP equals the one built in-process from its recording, and
 //! failures end with the documented exit codes.
 
-use dca_core::printer::SnapshotBuilder;
-use dca_core::snmp::VarBind;
 use dca_core::snmprec;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -101,11 +99,7 @@ fn polling_each_corpus_printer_gives_its_in_process_snapshot() {
     for (name, address) in &sim.1 {
         let path = corpus().join(format!("librenms/snmprec/{name}.snmprec"));
         let rec = snmprec::parse(&std::fs::read_to_string(&path).unwrap());
-        let mut b = SnapshotBuilder::new();
-        for r in &rec.records {
-            b.push(&VarBind::new(r.oid.as_oid_ref(), r.value()));
-        }
-        let expected = b.finish();
+        let expected = rec.snapshot();
         let out = dca(&["poll", address, "--json", "--timeout", "300"]);
         let code = out.status.code();
         if !expected.is_printer() {
@@ -207,11 +201,7 @@ fn failures_have_their_exit_codes() {
 fn in_process_is_printer(name: &str) -> bool {
     let path = corpus().join(format!("librenms/snmprec/{name}.snmprec"));
     let rec = snmprec::parse(&std::fs::read_to_string(&path).unwrap());
-    let mut b = SnapshotBuilder::new();
-    for r in &rec.records {
-        b.push(&VarBind::new(r.oid.as_oid_ref(), r.value()));
-    }
-    b.finish().is_printer()
+    rec.snapshot().is_printer()
 }
 
 /// The addresses of the printers a `dca scan --json` found.
