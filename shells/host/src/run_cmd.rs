@@ -3,7 +3,8 @@
 //! collection, and between collections calls the cloud back for tasks. When
 //! the cloud is unreachable the readings stay in the outbox and delivery is
 //! retried with a growing delay, without collecting more often than the
-//! schedule says. SIGINT or SIGTERM stops it between rounds.
+//! schedule says. SIGINT or SIGTERM (Ctrl-C on Windows) stops it between
+//! rounds.
 
 use crate::cloud_session::Clocks;
 use crate::push_cmd::{self, PushArgs};
@@ -31,19 +32,15 @@ struct Stop {
 }
 
 impl Stop {
-    fn install() -> std::io::Result<Arc<Stop>> {
+    /// Stops on SIGINT, SIGTERM or SIGHUP (Ctrl-C or a service stop on
+    /// Windows).
+    fn install() -> Result<Arc<Stop>, ctrlc::Error> {
         let stop = Arc::new(Stop::default());
-        let mut signals = signal_hook::iterator::Signals::new([
-            signal_hook::consts::SIGINT,
-            signal_hook::consts::SIGTERM,
-        ])?;
         let s = stop.clone();
-        std::thread::spawn(move || {
-            if signals.forever().next().is_some() {
-                *s.stopped.lock().unwrap_or_else(|p| p.into_inner()) = true;
-                s.wake.notify_all();
-            }
-        });
+        ctrlc::set_handler(move || {
+            *s.stopped.lock().unwrap_or_else(|p| p.into_inner()) = true;
+            s.wake.notify_all();
+        })?;
         Ok(stop)
     }
 
