@@ -269,6 +269,23 @@ fn api(cloud: &Cloud, state: &Path, path: &str) -> (u16, Vec<u8>) {
     )
 }
 
+/// tinyproxy on `address:port`, logging every tunnel, with `extra` settings.
+fn start_proxy(dir: &Path, address: &str, port: u16, extra: &str) -> Proc {
+    let conf = dir.join(format!("tinyproxy-{port}.conf"));
+    std::fs::write(
+        &conf,
+        format!(
+            "Port {port}\nListen {address}\nTimeout 30\nAllow 127.0.0.0/8\nMaxClients 8\nLogLevel Info\nUser nobody\nGroup nogroup\n{extra}"
+        ),
+    )
+    .unwrap();
+    Proc::start(
+        Command::new("tinyproxy").arg("-d").arg("-c").arg(&conf),
+        "Accepting connections",
+    )
+    .0
+}
+
 fn agent_id(state: &Path) -> String {
     let v: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(state.join("agent.json")).unwrap()).unwrap();
@@ -698,16 +715,7 @@ fn tasks_run_and_readings_pass_an_http_proxy() {
     let _sim = start_sim("127.48.1.0/24");
     let state = dir.join("agent");
     enroll(&cloud, "acme", &state);
-    let conf = dir.join("tinyproxy.conf");
-    std::fs::write(
-        &conf,
-        "Port 18888\nListen 127.48.0.2\nTimeout 30\nAllow 127.0.0.0/8\nMaxClients 8\nLogLevel Info\nUser nobody\nGroup nogroup\n",
-    )
-    .unwrap();
-    let (proxy, _) = Proc::start(
-        Command::new("tinyproxy").arg("-d").arg("-c").arg(&conf),
-        "Accepting connections",
-    );
+    let proxy = start_proxy(&dir, "127.48.0.2", 18888, "");
     let id = agent_id(&state);
     for (kind, arg) in [
         ("rescan", ""),
@@ -779,16 +787,7 @@ fn tasks_run_and_readings_pass_an_http_proxy() {
     // A proxy that wants credentials: refused without them (the readings
     // wait in the outbox), tunnelled with them (and the waiting batch goes
     // first).
-    let conf = dir.join("tinyproxy-auth.conf");
-    std::fs::write(
-        &conf,
-        "Port 18889\nListen 127.48.0.3\nTimeout 30\nAllow 127.0.0.0/8\nMaxClients 8\nLogLevel Info\nUser nobody\nGroup nogroup\nBasicAuth dca s3cret\n",
-    )
-    .unwrap();
-    let (_auth_proxy, _) = Proc::start(
-        Command::new("tinyproxy").arg("-d").arg("-c").arg(&conf),
-        "Accepting connections",
-    );
+    let _auth_proxy = start_proxy(&dir, "127.48.0.3", 18889, "BasicAuth dca s3cret\n");
     let s = state.to_str().unwrap();
     let common = [
         "push",
