@@ -86,7 +86,7 @@ pub fn customers(store: &Store, scope: Scope) -> rusqlite::Result<Vec<CustomerRo
                 (SELECT MAX(last_contact_ms) FROM agents a WHERE a.customer_id = c.id)
          FROM customers c WHERE ?1 IS NULL OR c.id = ?1 ORDER BY c.name",
     )?;
-    q.query_map([Store::scope_filter(scope)], |r| {
+    q.query_map([scope.customer()], |r| {
         Ok(CustomerRow {
             name: r.get(0)?,
             agents: r.get(1)?,
@@ -110,7 +110,7 @@ fn device_rows(
          ORDER BY c.name, d.device_key",
     )?;
     let mut devices: Vec<DeviceRow> = q
-        .query_map(params![Store::scope_filter(scope), only], |r| {
+        .query_map(params![scope.customer(), only], |r| {
             Ok(DeviceRow {
                 id: r.get(0)?,
                 customer: r.get(1)?,

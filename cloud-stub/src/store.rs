@@ -165,7 +165,8 @@ pub enum Scope {
 }
 
 impl Scope {
-    fn customer(self) -> Option<i64> {
+    /// The customer a reader is limited to; `None` for the operator.
+    pub fn customer(self) -> Option<i64> {
         match self {
             Scope::All => None,
             Scope::Customer(c) => Some(c),
@@ -747,9 +748,5 @@ impl Store {
         }
         self.audit(Some(agent), None, "cli", "revoked", agent);
         Ok(())
-    }
-
-    pub fn scope_filter(scope: Scope) -> Option<i64> {
-        scope.customer()
     }
 }

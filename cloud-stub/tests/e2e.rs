@@ -313,13 +313,37 @@ fn agent_auth(state: &Path) -> String {
     )
 }
 
-#[test]
-fn corpus_printers_reach_the_database_whole() {
-    let dir = temp_dir("whole");
-    let cloud = start_cloud(&dir, "127.45.0.1:0");
-    let _sim = start_sim("127.45.1.0/24");
+/// One test's site: its directory, a cloud, the corpus printers on `net`,
+/// and an agent of customer acme enrolled in `dir/agent`.
+struct Site {
+    dir: PathBuf,
+    cloud: Cloud,
+    _sim: Proc,
+    state: PathBuf,
+}
+
+fn site(name: &str, listen: &str, net: &str) -> Site {
+    let dir = temp_dir(name);
+    let cloud = start_cloud(&dir, listen);
+    let sim = start_sim(net);
     let state = dir.join("agent");
     enroll(&cloud, "acme", &state);
+    Site {
+        dir,
+        cloud,
+        _sim: sim,
+        state,
+    }
+}
+
+#[test]
+fn corpus_printers_reach_the_database_whole() {
+    let Site {
+        dir: _,
+        cloud,
+        _sim,
+        state,
+    } = site("whole", "127.45.0.1:0", "127.45.1.0/24");
     assert!(push("127.45.1.0/24", &state, &[]).status.success());
 
     let printers = corpus_printers();
@@ -455,12 +479,13 @@ fn corpus_printers_reach_the_database_whole() {
 
 #[test]
 fn batches_wait_for_the_cloud_and_a_replay_is_stored_once() {
-    let dir = temp_dir("replay");
     let listen = "127.46.0.1:18443";
-    let cloud = start_cloud(&dir, listen);
-    let _sim = start_sim("127.46.1.0/24");
-    let state = dir.join("agent");
-    enroll(&cloud, "acme", &state);
+    let Site {
+        dir,
+        cloud,
+        _sim,
+        state,
+    } = site("replay", listen, "127.46.1.0/24");
     let pin = cloud.fingerprint.clone();
     drop(cloud);
 
@@ -578,11 +603,13 @@ fn batches_wait_for_the_cloud_and_a_replay_is_stored_once() {
 
 #[test]
 fn secrets_pins_and_customers_are_enforced() {
-    let dir = temp_dir("auth");
-    let cloud = start_cloud(&dir, "127.47.0.1:0");
-    let _sim = start_sim("127.47.1.0/24");
-    let (a, b) = (dir.join("a"), dir.join("b"));
-    enroll(&cloud, "acme", &a);
+    let Site {
+        dir,
+        cloud,
+        _sim,
+        state: a,
+    } = site("auth", "127.47.0.1:0", "127.47.1.0/24");
+    let b = dir.join("b");
     enroll(&cloud, "globex", &b);
     assert!(push("127.47.1.0/24", &a, &[]).status.success());
     let acme_readings = count(&cloud.db, "SELECT COUNT(*) FROM readings");
@@ -710,11 +737,12 @@ fn secrets_pins_and_customers_are_enforced() {
 
 #[test]
 fn tasks_run_and_readings_pass_an_http_proxy() {
-    let dir = temp_dir("proxy");
-    let cloud = start_cloud(&dir, "127.48.0.1:0");
-    let _sim = start_sim("127.48.1.0/24");
-    let state = dir.join("agent");
-    enroll(&cloud, "acme", &state);
+    let Site {
+        dir,
+        cloud,
+        _sim,
+        state,
+    } = site("proxy", "127.48.0.1:0", "127.48.1.0/24");
     let proxy = start_proxy(&dir, "127.48.0.2", 18888, "");
     let id = agent_id(&state);
     for (kind, arg) in [
@@ -823,11 +851,12 @@ fn wait_for(proc: &Proc, what: &str) -> String {
 
 #[test]
 fn the_service_collects_on_schedule_takes_tasks_and_stops_cleanly() {
-    let dir = temp_dir("service");
-    let cloud = start_cloud(&dir, "127.49.0.1:0");
-    let _sim = start_sim("127.49.1.0/24");
-    let state = dir.join("agent");
-    enroll(&cloud, "acme", &state);
+    let Site {
+        dir: _,
+        cloud,
+        _sim,
+        state,
+    } = site("service", "127.49.0.1:0", "127.49.1.0/24");
     let (service, _) = Proc::start(
         Command::new(sibling("dca"))
             .args(["run", "127.49.1.0/24", "--port", "1161", "--timeout", "500"])
