@@ -12,11 +12,12 @@
 //! fleet of 1,000 devices. `cargo bench -p dca-cloud --bench ingest`.
 
 use dca_cloud::server::{Shared, serve};
-use dca_cloud::store::{Agent, Store};
+use dca_cloud::store::{Agent, Store, Upload};
 use dca_cloud::tls;
 use dca_core::printer::{Snapshot, Text};
 use dca_core::snmprec;
 use dca_core::sync::Clock;
+use dca_core::sync::batch::BatchId;
 use dca_core::sync::message::{Readings, Request};
 use dca_core::sync::reading::{self, Reading};
 use std::fmt::Write as _;
@@ -113,8 +114,15 @@ fn sql_script(batches: &[(Vec<u8>, u64)], schema: &str) -> String {
     sql.push_str(schema);
     sql.push_str("\nINSERT INTO customers VALUES (1, 'bench', 0);\nINSERT INTO agents (id, customer_id, secret_hash, hostname, version, enrolled_ms) VALUES ('a', 1, x'00', 'h', '0', 0);\n");
     for (seq, (raw, n)) in batches.iter().enumerate() {
-        sql.push_str("BEGIN;\n");
-        for r in Readings::new(raw, *n).iter() {
+        let readings = Readings::new(raw, *n);
+        let _ = writeln!(
+            sql,
+            "BEGIN;\nINSERT INTO batches (id, customer_id, agent_id, digest, readings, received_ms, position) VALUES ({}, 1, 'a', x'{}', {n}, 0, {});",
+            seq + 1,
+            hex::encode(BatchId::of(&readings).0),
+            seq + 1
+        );
+        for r in readings.iter() {
             let r: Reading<'_> = r.unwrap();
             let key = r.key().unwrap().to_string();
             let at = r.at.wall_ms.unwrap();
@@ -137,7 +145,7 @@ fn sql_script(batches: &[(Vec<u8>, u64)], schema: &str) -> String {
             for c in &r.counters {
                 let _ = writeln!(
                     sql,
-                    "INSERT INTO readings (device_id, agent_id, seq, at_ms, boot_id, mono_ms, counter, value) VALUES ({device}, 'a', {}, {at}, x'01', 0, {}, {});",
+                    "INSERT INTO readings (device_id, agent_id, batch_id, at_ms, boot_id, mono_ms, counter, value) VALUES ({device}, 'a', {}, {at}, x'01', 0, {}, {});",
                     seq + 1,
                     sql_text(c.name),
                     c.value
@@ -146,7 +154,7 @@ fn sql_script(batches: &[(Vec<u8>, u64)], schema: &str) -> String {
             for s in &r.supplies {
                 let _ = writeln!(
                     sql,
-                    "INSERT INTO supplies (device_id, seq, at_ms, supply_index, description, type, colorant, level, max_capacity, percent, state, part_number) VALUES ({device}, {}, {at}, {}, {}, NULL, {}, {}, {}, {}, {}, {});",
+                    "INSERT INTO supplies (device_id, batch_id, at_ms, supply_index, description, type, colorant, level, max_capacity, percent, state, part_number) VALUES ({device}, {}, {at}, {}, {}, NULL, {}, {}, {}, {}, {}, {});",
                     seq + 1,
                     s.index,
                     sql_text(s.description),
@@ -161,9 +169,8 @@ fn sql_script(batches: &[(Vec<u8>, u64)], schema: &str) -> String {
         }
         let _ = writeln!(
             sql,
-            "INSERT INTO batches VALUES ('a', {}, x'00', {n}, 0);\nUPDATE agents SET last_seq = {} WHERE id = 'a';\nCOMMIT;",
-            seq + 1,
-            seq + 1
+            "UPDATE agents SET last_batch = x'{}' WHERE id = 'a';\nCOMMIT;",
+            hex::encode(BatchId::of(&readings).0)
         );
     }
     sql
@@ -190,16 +197,25 @@ fn main() {
     let mut store = Store::open(&db).unwrap();
     let (agent, _) = enrolled(&mut store);
     let start = Instant::now();
+    let mut after = None;
     for (seq, (raw, n)) in batches.iter().enumerate() {
-        store
+        let readings = Readings::new(raw, *n);
+        let id = BatchId::of(&readings);
+        let done = store
             .ingest(
                 &agent,
-                seq as u64 + 1,
-                &sent,
-                &Readings::new(raw, *n),
+                &Upload {
+                    batch: &id,
+                    after: after.as_ref(),
+                    position: seq as u64 + 1,
+                    sent: &sent,
+                    readings: &readings,
+                },
                 "bench",
             )
             .unwrap();
+        assert!(!done.duplicate);
+        after = Some(id);
     }
     let store_s = start.elapsed().as_secs_f64();
     let rows: i64 = store
@@ -279,10 +295,16 @@ fn main() {
     ));
     let mut args: Vec<String> = Vec::new();
     for (seq, (raw, n)) in batches.iter().enumerate() {
+        let readings = Readings::new(raw, *n);
+        let before = seq
+            .checked_sub(1)
+            .map(|i| BatchId::of(&Readings::new(&batches[i].0, batches[i].1)));
         let body = Request::Upload {
-            seq: seq as u64 + 1,
+            batch: BatchId::of(&readings),
+            after: before,
+            position: seq as u64 + 1,
             sent,
-            readings: Readings::new(raw, *n),
+            readings,
         };
         let mut buf = vec![0u8; raw.len() + 256];
         let len = body.encode(&mut buf).unwrap();

@@ -1,7 +1,8 @@
 //! One sync exchange: a decoded request in, a response out. Runs on a
 //! blocking thread because every exchange is a database transaction.
 
-use crate::store::{Refusal, Store, now_ms};
+use crate::store::{Refusal, Store, Upload};
+use dca_core::sync::VERSION;
 use dca_core::sync::message::{MAX_TASKS, Request, Response, Task};
 
 /// How often agents are told to call back, in seconds.
@@ -46,6 +47,31 @@ pub fn refuse(r: &Refusal) -> Answer {
     };
     let mut body = vec![0u8; r.reason.len() + 64];
     let n = response.encode(&mut body).unwrap_or(0);
+    body.truncate(n);
+    Answer {
+        status: r.status,
+        body,
+        log: format!("refused: {}", r.reason),
+    }
+}
+
+/// The answer to a request in protocol `version`, which this cloud does not
+/// speak: `426` with a `rejected` body in that version's framing, so that an
+/// agent of another version can still read why it was refused.
+pub fn refuse_version(version: u64) -> Answer {
+    let what = if version < VERSION {
+        "upgrade the agent"
+    } else {
+        "upgrade the cloud (dca-cloud)"
+    };
+    let r = Refusal::new(
+        426,
+        format!(
+            "this cloud speaks sync protocol {VERSION} and this agent speaks {version}: {what}"
+        ),
+    );
+    let mut body = vec![0u8; r.reason.len() + 64];
+    let n = Response::encode_rejection(version, r.status, &r.reason, &mut body).unwrap_or(0);
     body.truncate(n);
     Answer {
         status: r.status,
@@ -100,36 +126,54 @@ fn answer(
             capabilities,
             clock,
         } => {
-            let acked = store.hello(&agent, agent_version, *capabilities, clock)?;
+            let (last_batch, held) = store.hello(&agent, agent_version, *capabilities, clock)?;
+            let last = last_batch.map_or_else(|| "none".into(), |b| b.to_string());
             encode(
                 200,
                 &Response::Welcome {
-                    server_ms: u64::try_from(now_ms()).unwrap_or(0),
-                    acked,
+                    server_ms: u64::try_from(store.now()).unwrap_or(0),
+                    last_batch,
+                    held,
                     poll_interval_s: POLL_INTERVAL_S,
                 },
-                format!("hello from {} ({agent_version})", agent.id),
+                format!(
+                    "hello from {} ({agent_version}): {held} batches held, last {last}",
+                    agent.id
+                ),
             )
         }
         Request::Upload {
-            seq,
+            batch,
+            after,
+            position,
             sent,
             readings,
         } => {
-            let done = store.ingest(&agent, *seq, sent, readings, remote)?;
-            let log = if done.replay {
-                format!("agent {} batch {seq}: replay, already stored", agent.id)
+            let upload = Upload {
+                batch,
+                after: after.as_ref(),
+                position: *position,
+                sent,
+                readings,
+            };
+            let done = store.ingest(&agent, &upload, remote)?;
+            let log = if done.duplicate {
+                format!(
+                    "agent {} batch {batch} (position {position}): duplicate, already held",
+                    agent.id
+                )
             } else {
                 format!(
-                    "agent {} batch {seq}: {} readings stored, {} without any key skipped",
+                    "agent {} batch {batch} (position {position}): {} readings stored, {} without any key skipped",
                     agent.id, done.stored, done.skipped
                 )
             };
             encode(
                 200,
                 &Response::Ack {
-                    acked: done.acked,
+                    batch: *batch,
                     stored: done.stored,
+                    duplicate: done.duplicate,
                 },
                 log,
             )
@@ -155,10 +199,7 @@ fn answer(
             store.finish_task(&agent, *task, *ok, detail)?;
             encode(
                 200,
-                &Response::Ack {
-                    acked: store.last_seq(&agent.id)?,
-                    stored: 0,
-                },
+                &Response::Noted,
                 format!(
                     "task {task} of {}: {} {detail}",
                     agent.id,
@@ -167,4 +208,180 @@ fn answer(
             )
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dca_core::sync::Clock;
+    use dca_core::sync::batch::BatchId;
+    use dca_core::sync::message::Readings;
+
+    fn store(name: &str) -> Store {
+        let path =
+            std::env::temp_dir().join(format!("dca-exchange-{name}-{}.db", std::process::id()));
+        for ext in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{ext}", path.display()));
+        }
+        let mut store = Store::open(&path).unwrap();
+        store.set_clock(|| 1_800_000_000_000);
+        store
+    }
+
+    fn exchange(store: &mut Store, request: &Request<'_>, auth: Option<&str>) -> (u16, Vec<u8>) {
+        let a = handle(store, request, auth, "test");
+        (a.status, a.body)
+    }
+
+    #[test]
+    fn answers_speak_protocol_2() {
+        let mut store = store("v2");
+        let token = store.create_token("acme").unwrap();
+        let (status, body) = exchange(
+            &mut store,
+            &Request::Enroll {
+                token: &token,
+                agent_version: "0.2.0",
+                hostname: "h",
+            },
+            None,
+        );
+        assert_eq!(status, 200);
+        let Ok(Response::Enrolled {
+            agent_id, secret, ..
+        }) = Response::decode(&body)
+        else {
+            panic!("{:?}", Response::decode(&body));
+        };
+        let auth = format!("Bearer {agent_id}:{secret}");
+        let auth = Some(auth.as_str());
+        let clock = Clock::default();
+        let hello = Request::Hello {
+            agent_version: "0.2.0",
+            capabilities: 7,
+            clock,
+        };
+        let (status, body) = exchange(&mut store, &hello, auth);
+        assert_eq!(status, 200);
+        assert_eq!(
+            Response::decode(&body).unwrap(),
+            Response::Welcome {
+                server_ms: 1_800_000_000_000,
+                last_batch: None,
+                held: 0,
+                poll_interval_s: POLL_INTERVAL_S,
+            }
+        );
+
+        // An empty batch is a batch like any other: held once.
+        let readings = Readings::new(&[], 0);
+        let batch = BatchId::of(&readings);
+        let upload = Request::Upload {
+            batch,
+            after: None,
+            position: 1,
+            sent: clock,
+            readings,
+        };
+        for duplicate in [false, true] {
+            let (status, body) = exchange(&mut store, &upload, auth);
+            assert_eq!(status, 200);
+            assert_eq!(
+                Response::decode(&body).unwrap(),
+                Response::Ack {
+                    batch,
+                    stored: 0,
+                    duplicate,
+                }
+            );
+        }
+        let (_, body) = exchange(&mut store, &hello, auth);
+        let Ok(Response::Welcome {
+            last_batch, held, ..
+        }) = Response::decode(&body)
+        else {
+            panic!("{:?}", Response::decode(&body));
+        };
+        assert_eq!((last_batch, held), (Some(batch), 1));
+
+        // A batch whose predecessor the cloud does not hold (it was lost to a
+        // restore) is refused with 409, so the agent says hello again.
+        let one = [0xa1, 0x01, 0x62, b'h', b'p'];
+        let readings_after = Readings::new(&one, 1);
+        let orphan = Request::Upload {
+            batch: BatchId::of(&readings_after),
+            after: Some(BatchId([9; 32])),
+            position: 3,
+            sent: clock,
+            readings: readings_after,
+        };
+        let (status, body) = exchange(&mut store, &orphan, auth);
+        assert_eq!(status, 409);
+        assert!(matches!(
+            Response::decode(&body),
+            Ok(Response::Rejected { code: 409, .. })
+        ));
+        let (_, body) = exchange(&mut store, &hello, auth);
+        assert!(matches!(
+            Response::decode(&body),
+            Ok(Response::Welcome { held: 1, .. })
+        ));
+
+        let id = store.create_task(agent_id, "rescan", "").unwrap();
+        let result = Request::TaskResult {
+            task: id,
+            ok: true,
+            detail: "done",
+        };
+        let (status, body) = exchange(&mut store, &result, auth);
+        assert_eq!(status, 200);
+        assert_eq!(Response::decode(&body).unwrap(), Response::Noted);
+        let (status, body) = exchange(
+            &mut store,
+            &Request::TaskResult {
+                task: id + 1,
+                ok: true,
+                detail: "",
+            },
+            auth,
+        );
+        assert_eq!(status, 404);
+        assert!(matches!(
+            Response::decode(&body),
+            Ok(Response::Rejected { code: 404, .. })
+        ));
+
+        // A batch named by other readings' digest is refused.
+        let forged = Request::Upload {
+            batch: BatchId([7; 32]),
+            after: None,
+            position: 2,
+            sent: clock,
+            readings,
+        };
+        let (status, body) = exchange(&mut store, &forged, auth);
+        assert_eq!(status, 400);
+        assert_eq!(
+            Response::decode(&body).unwrap(),
+            Response::Rejected {
+                code: 400,
+                reason: "batch id does not match its readings",
+            }
+        );
+    }
+
+    #[test]
+    fn other_versions_are_refused_in_their_own_framing() {
+        let a = refuse_version(1);
+        assert_eq!(a.status, 426);
+        // {0: 1, 1: 69, 20: 426, 21: "..."}: what a version 1 agent reads.
+        assert_eq!(
+            a.body[..9],
+            [0xa4, 0x00, 0x01, 0x01, 0x18, 0x45, 0x14, 0x19, 0x01]
+        );
+        assert_eq!(a.body[9], 0xaa, "426 = 0x01aa");
+        let reason = "this cloud speaks sync protocol 2 and this agent speaks 1: upgrade the agent";
+        assert!(a.body.ends_with(reason.as_bytes()));
+        assert!(String::from_utf8_lossy(&refuse_version(3).body).contains("upgrade the cloud"));
+    }
 }

@@ -181,7 +181,10 @@ fn run(cli: Cli) -> Result<(), String> {
             println!("{} {} {} ({})", d.key, d.vendor, d.model, d.customer);
             for r in report::readings(&store, d.id).map_err(|e| e.to_string())? {
                 let at = r.at_ms.map_or_else(|| "time unknown".into(), web::utc);
-                println!("{:>6} {:<22} {:<24} {:>12}", r.seq, at, r.counter, r.value);
+                println!(
+                    "{:>6} {:<22} {:<24} {:>12}",
+                    r.batch, at, r.counter, r.value
+                );
             }
             Ok(())
         }

@@ -72,7 +72,8 @@ pub struct CustomerRow {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReadingRow {
-    pub seq: i64,
+    /// The cloud's id of the batch that brought the reading (`batches.id`).
+    pub batch: i64,
     pub at_ms: Option<i64>,
     pub counter: String,
     pub value: i64,
@@ -134,7 +135,7 @@ fn device_rows(
     )?;
     let mut supplies = conn.prepare(
         "SELECT supply_index, description, colorant, percent, state FROM supplies
-         WHERE device_id = ?1 AND seq = (SELECT MAX(seq) FROM supplies WHERE device_id = ?1)
+         WHERE device_id = ?1 AND batch_id = (SELECT MAX(batch_id) FROM supplies WHERE device_id = ?1)
          ORDER BY supply_index, id",
     )?;
     for d in &mut devices {
@@ -168,11 +169,11 @@ pub fn device(store: &Store, scope: Scope, which: &str) -> rusqlite::Result<Opti
 /// Every counter value stored for a device, oldest first.
 pub fn readings(store: &Store, device_id: i64) -> rusqlite::Result<Vec<ReadingRow>> {
     let mut q = store.connection().prepare(
-        "SELECT seq, at_ms, counter, value FROM readings WHERE device_id = ?1 ORDER BY id",
+        "SELECT batch_id, at_ms, counter, value FROM readings WHERE device_id = ?1 ORDER BY id",
     )?;
     q.query_map([device_id], |r| {
         Ok(ReadingRow {
-            seq: r.get(0)?,
+            batch: r.get(0)?,
             at_ms: r.get(1)?,
             counter: r.get(2)?,
             value: r.get(3)?,

@@ -25,7 +25,3 @@ pub fn matches(secret: &str, stored_hash: &[u8]) -> bool {
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
-
-pub fn hash_bytes(bytes: &[u8]) -> Vec<u8> {
-    Sha256::digest(bytes).to_vec()
-}

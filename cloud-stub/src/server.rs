@@ -7,7 +7,7 @@ use crate::exchange;
 use crate::store::{Scope, Store};
 use crate::web;
 use dca_core::sync::message::Request;
-use dca_core::sync::{CONTENT_TYPE, ENDPOINT, http};
+use dca_core::sync::{self, CONTENT_TYPE, ENDPOINT, http};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -57,9 +57,9 @@ fn reason(status: u16) -> &'static str {
         401 => "Unauthorized",
         404 => "Not Found",
         405 => "Method Not Allowed",
-        409 => "Conflict",
         413 => "Content Too Large",
         415 => "Unsupported Media Type",
+        426 => "Upgrade Required",
         431 => "Request Header Fields Too Large",
         500 => "Internal Server Error",
         503 => "Service Unavailable",
@@ -261,6 +261,19 @@ fn route(shared: &Shared, head: &Head, body: &[u8], remote: &str) -> Reply {
         }
         let answer = match Request::decode(body) {
             Ok(req) => exchange::handle(&mut store, &req, head.authorization.as_deref(), remote),
+            // Another protocol version: refused in its own framing, so an
+            // older agent can say why (and that it must be upgraded).
+            Err(sync::Error::Version(v)) => {
+                let answer = exchange::refuse_version(v);
+                store.audit(
+                    None,
+                    None,
+                    remote,
+                    "version_refused",
+                    &format!("sync protocol version {v}"),
+                );
+                answer
+            }
             Err(e) => {
                 let r = crate::store::Refusal::new(400, format!("malformed request body: {e}"));
                 store.audit(None, None, remote, "bad_request", &r.reason);

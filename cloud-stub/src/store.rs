@@ -1,15 +1,33 @@
 //! The receiver's SQLite database: customers, enrollment tokens, agents,
-//! devices, readings (one row per counter value), supplies, alerts, tasks and
-//! an audit log. Every change a request makes is one transaction, committed
-//! with `synchronous=FULL` before the answer leaves: an acknowledged batch is
-//! on disk, a refused one left nothing behind.
+//! batches, devices, readings (one row per counter value), supplies, alerts,
+//! tasks and an audit log. Every change a request makes is one transaction,
+//! committed with `synchronous=FULL` before the answer leaves: an
+//! acknowledged batch is on disk, a refused one left nothing behind.
+//!
+//! Batches are held exactly once per customer, keyed on their content digest
+//! (the [`BatchId`] of sync protocol 2): the same readings sent again, by the
+//! same agent after a lost ack, by a restored agent or by a re-enrolled one,
+//! are acknowledged as a duplicate and stored nothing. Readings, supplies and
+//! alerts name the batch that brought them by its row id (`batch_id`).
+//!
+//! The store is also a library for the deterministic simulator (dca-sim):
+//! [`Store::set_clock`] and [`Store::set_entropy`] replace the wall clock and
+//! the operating system's randomness, and [`Store::readings_of_customer`]
+//! and [`Store::delivered`] read back what was stored.
 
 use crate::secret;
 use dca_core::sync::Clock;
+use dca_core::sync::batch::BatchId;
 use dca_core::sync::message::Readings;
 use dca_core::sync::reading::Reading;
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 use std::path::Path;
+
+/// The schema version this build writes and reads (`PRAGMA user_version`).
+/// Version 2 names batches by their content digest (sync protocol 2);
+/// databases of version 1 numbered them per agent and stored `user_version`
+/// 0.
+pub const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS customers (
@@ -34,17 +52,20 @@ CREATE TABLE IF NOT EXISTS agents (
     enrolled_ms INTEGER NOT NULL,
     last_contact_ms INTEGER,
     clock_skew_ms INTEGER,
-    last_seq INTEGER NOT NULL DEFAULT 0,
+    last_batch BLOB,
     revoked_ms INTEGER
 );
 CREATE TABLE IF NOT EXISTS batches (
+    id INTEGER PRIMARY KEY,
+    customer_id INTEGER NOT NULL REFERENCES customers(id),
     agent_id TEXT NOT NULL REFERENCES agents(id),
-    seq INTEGER NOT NULL,
     digest BLOB NOT NULL,
     readings INTEGER NOT NULL,
     received_ms INTEGER NOT NULL,
-    PRIMARY KEY (agent_id, seq)
+    position INTEGER NOT NULL,
+    UNIQUE (customer_id, digest)
 );
+CREATE INDEX IF NOT EXISTS batches_by_agent ON batches (agent_id);
 CREATE TABLE IF NOT EXISTS devices (
     id INTEGER PRIMARY KEY,
     customer_id INTEGER NOT NULL REFERENCES customers(id),
@@ -67,7 +88,7 @@ CREATE TABLE IF NOT EXISTS readings (
     id INTEGER PRIMARY KEY,
     device_id INTEGER NOT NULL REFERENCES devices(id),
     agent_id TEXT NOT NULL,
-    seq INTEGER NOT NULL,
+    batch_id INTEGER NOT NULL REFERENCES batches(id),
     at_ms INTEGER,
     boot_id BLOB NOT NULL,
     mono_ms INTEGER NOT NULL,
@@ -78,7 +99,7 @@ CREATE INDEX IF NOT EXISTS readings_by_device ON readings (device_id, counter, i
 CREATE TABLE IF NOT EXISTS supplies (
     id INTEGER PRIMARY KEY,
     device_id INTEGER NOT NULL REFERENCES devices(id),
-    seq INTEGER NOT NULL,
+    batch_id INTEGER NOT NULL REFERENCES batches(id),
     at_ms INTEGER,
     supply_index INTEGER NOT NULL,
     description TEXT NOT NULL,
@@ -90,11 +111,11 @@ CREATE TABLE IF NOT EXISTS supplies (
     state TEXT NOT NULL,
     part_number TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS supplies_by_device ON supplies (device_id, seq);
+CREATE INDEX IF NOT EXISTS supplies_by_device ON supplies (device_id, batch_id);
 CREATE TABLE IF NOT EXISTS alerts (
     id INTEGER PRIMARY KEY,
     device_id INTEGER NOT NULL REFERENCES devices(id),
-    seq INTEGER NOT NULL,
+    batch_id INTEGER NOT NULL REFERENCES batches(id),
     at_ms INTEGER,
     severity TEXT,
     alert_group INTEGER,
@@ -174,17 +195,29 @@ impl Scope {
     }
 }
 
+/// One upload, as the agent sent it.
+#[derive(Debug, Clone, Copy)]
+pub struct Upload<'a> {
+    /// The digest of `readings`.
+    pub batch: &'a BatchId,
+    /// The batch before it in the agent's journal.
+    pub after: Option<&'a BatchId>,
+    /// Its place in the agent's journal (for the logs).
+    pub position: u64,
+    pub sent: &'a Clock,
+    pub readings: &'a Readings<'a>,
+}
+
 /// What an upload did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Ingested {
-    /// The highest sequence number now stored for the agent.
-    pub acked: u64,
-    /// Readings stored by this request (0 for a replay).
+    /// Readings stored by this request (0 for a duplicate).
     pub stored: u32,
     /// Readings that could not be stored (no key at all); audited.
     pub skipped: u32,
-    /// The batch had been stored before (its ack was lost).
-    pub replay: bool,
+    /// The customer held the batch already (a lost ack, a restored agent, a
+    /// re-enrolled one): nothing was stored.
+    pub duplicate: bool,
 }
 
 /// An enrolled agent's credentials, shown to it once.
@@ -202,15 +235,52 @@ pub struct PendingTask {
     pub arg: String,
 }
 
+/// One stored counter value, as [`Store::readings_of_customer`] reads it
+/// back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredReading {
+    /// The device's key (`vendor/serial`, `mac/...` or `address/...`).
+    pub device_key: String,
+    pub counter: String,
+    pub value: i64,
+    /// When the reading was taken, on the cloud's clock; `None` when it
+    /// could not be placed.
+    pub at_ms: Option<i64>,
+    pub boot_id: [u8; 16],
+    pub mono_ms: u64,
+    /// The batch that brought it.
+    pub batch: BatchId,
+    /// The agent that delivered that batch.
+    pub agent_id: String,
+}
+
+/// The wall clock in milliseconds since the Unix epoch: the real server's
+/// clock (see [`Store::set_clock`]).
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
-#[derive(Debug)]
+type ClockFn = Box<dyn Fn() -> i64 + Send>;
+type EntropyFn = Box<dyn FnMut(&mut [u8]) + Send>;
+
 pub struct Store {
     conn: Connection,
+    /// Where the store's times come from: [`now_ms`] unless replaced.
+    clock: ClockFn,
+    /// Where tokens, agent ids and secrets come from: the operating system
+    /// unless replaced.
+    entropy: Option<EntropyFn>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("path", &self.conn.path())
+            .field("entropy", &self.entropy.as_ref().map(|_| "injected"))
+            .finish_non_exhaustive()
+    }
 }
 
 fn mac_text(mac: Option<[u8; 6]>) -> Option<String> {
@@ -236,36 +306,120 @@ fn reading_time(r: &Reading<'_>, sent: &Clock, received_ms: i64) -> Option<i64> 
     received_ms.checked_sub(age)
 }
 
+fn batch_id_of(digest: Option<Vec<u8>>) -> Option<BatchId> {
+    digest.and_then(|d| <[u8; 32]>::try_from(d).ok().map(BatchId))
+}
+
+/// Creates the schema in a new database, or checks that an existing one was
+/// made by this version of the schema. One immediate transaction, so two
+/// processes opening a new file at once do not both create it.
+fn prepare(conn: &mut Connection, path: &Path) -> Result<(), String> {
+    let fail = |e: rusqlite::Error| format!("cannot prepare database {}: {e}", path.display());
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(fail)?;
+    let version: i64 = tx
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(fail)?;
+    let tables: i64 = tx
+        .query_row(
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(fail)?;
+    if tables > 0 && version < SCHEMA_VERSION {
+        return Err(format!(
+            "database {} was made by an older dca-cloud (schema version {version}, sync protocol 1, \
+             batches numbered per agent); this dca-cloud needs schema version {SCHEMA_VERSION} \
+             (batches named by content digest) and does not convert it: keep that file for the \
+             older dca-cloud and give this one a new --db",
+            path.display()
+        ));
+    }
+    if version > SCHEMA_VERSION {
+        return Err(format!(
+            "database {} was made by a newer dca-cloud (schema version {version}; this one \
+             knows {SCHEMA_VERSION}): upgrade dca-cloud",
+            path.display()
+        ));
+    }
+    tx.execute_batch(SCHEMA).map_err(fail)?;
+    if version != SCHEMA_VERSION {
+        tx.pragma_update(None, "user_version", SCHEMA_VERSION)
+            .map_err(fail)?;
+    }
+    tx.commit().map_err(fail)
+}
+
+fn audit_in(
+    tx: &Connection,
+    at: i64,
+    agent: Option<&str>,
+    customer: Option<i64>,
+    remote: &str,
+    event: &str,
+    detail: &str,
+) -> rusqlite::Result<()> {
+    tx.execute(
+        "INSERT INTO audit (at_ms, agent_id, customer_id, remote, event, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![at, agent, customer, remote, event, detail],
+    )?;
+    Ok(())
+}
+
 impl Store {
-    /// Opens (creating if needed) the database at `path`.
+    /// Opens (creating if needed) the database at `path`. A database made by
+    /// an older dca-cloud (another schema version) is refused, naming the
+    /// file.
     pub fn open(path: &Path) -> Result<Store, String> {
-        let conn = Connection::open(path)
+        let mut conn = Connection::open(path)
             .map_err(|e| format!("cannot open database {}: {e}", path.display()))?;
         conn.execute_batch(
             "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA busy_timeout=5000;",
         )
-        .and_then(|()| conn.execute_batch(SCHEMA))
         .map_err(|e| format!("cannot prepare database {}: {e}", path.display()))?;
-        Ok(Store { conn })
+        prepare(&mut conn, path)?;
+        Ok(Store {
+            conn,
+            clock: Box::new(now_ms),
+            entropy: None,
+        })
+    }
+
+    /// Replaces the wall clock (ms since the Unix epoch) the store stamps
+    /// rows and audit entries with, and places undated readings by: a
+    /// simulator's virtual clock. The real server keeps [`now_ms`].
+    pub fn set_clock(&mut self, now: impl Fn() -> i64 + Send + 'static) {
+        self.clock = Box::new(now);
+    }
+
+    /// Replaces the operating system's random source for enrollment tokens,
+    /// agent ids and secrets (a seeded generator, for a deterministic
+    /// simulation). `fill` must fill the whole buffer.
+    pub fn set_entropy(&mut self, fill: impl FnMut(&mut [u8]) + Send + 'static) {
+        self.entropy = Some(Box::new(fill));
+    }
+
+    /// The store's time: the wall clock, or the one given to
+    /// [`Store::set_clock`].
+    pub fn now(&self) -> i64 {
+        (self.clock)()
+    }
+
+    fn random_hex(&mut self, bytes: usize) -> String {
+        match &mut self.entropy {
+            Some(fill) => {
+                let mut buf = vec![0u8; bytes];
+                fill(&mut buf);
+                hex::encode(buf)
+            }
+            None => secret::random_hex(bytes),
+        }
     }
 
     pub fn connection(&self) -> &Connection {
         &self.conn
-    }
-
-    fn audit_in(
-        tx: &Connection,
-        agent: Option<&str>,
-        customer: Option<i64>,
-        remote: &str,
-        event: &str,
-        detail: &str,
-    ) -> rusqlite::Result<()> {
-        tx.execute(
-            "INSERT INTO audit (at_ms, agent_id, customer_id, remote, event, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![now_ms(), agent, customer, remote, event, detail],
-        )?;
-        Ok(())
     }
 
     /// Records an event in the audit log, in its own transaction.
@@ -277,15 +431,23 @@ impl Store {
         event: &str,
         detail: &str,
     ) {
-        if let Err(e) = Self::audit_in(&self.conn, agent, customer, remote, event, detail) {
+        if let Err(e) = audit_in(
+            &self.conn,
+            self.now(),
+            agent,
+            customer,
+            remote,
+            event,
+            detail,
+        ) {
             eprintln!("dca-cloud: cannot write audit entry {event} ({detail}): {e}");
         }
     }
 
-    fn customer_id(tx: &Transaction<'_>, name: &str) -> rusqlite::Result<i64> {
+    fn customer_id(tx: &Transaction<'_>, name: &str, now: i64) -> rusqlite::Result<i64> {
         tx.execute(
             "INSERT INTO customers (name, created_ms) VALUES (?1, ?2) ON CONFLICT(name) DO NOTHING",
-            params![name, now_ms()],
+            params![name, now],
         )?;
         tx.query_row("SELECT id FROM customers WHERE name = ?1", [name], |r| {
             r.get(0)
@@ -298,15 +460,16 @@ impl Store {
         if customer.is_empty() {
             return Err("the customer name is empty".into());
         }
-        let token = format!("dcat_{}", secret::random_hex(24));
+        let token = format!("dcat_{}", self.random_hex(24));
+        let now = self.now();
         let tx = self.conn.transaction().map_err(|e| e.to_string())?;
-        let id = Self::customer_id(&tx, customer).map_err(|e| e.to_string())?;
+        let id = Self::customer_id(&tx, customer, now).map_err(|e| e.to_string())?;
         tx.execute(
             "INSERT INTO enrollment_tokens (token_hash, customer_id, created_ms) VALUES (?1, ?2, ?3)",
-            params![secret::hash(&token), id, now_ms()],
+            params![secret::hash(&token), id, now],
         )
         .map_err(|e| e.to_string())?;
-        Self::audit_in(&tx, None, Some(id), "cli", "token_created", customer)
+        audit_in(&tx, now, None, Some(id), "cli", "token_created", customer)
             .map_err(|e| e.to_string())?;
         tx.commit().map_err(|e| e.to_string())?;
         Ok(token)
@@ -320,6 +483,9 @@ impl Store {
         version: &str,
         remote: &str,
     ) -> Result<Enrollment, Refusal> {
+        let agent_id = format!("agt_{}", self.random_hex(8));
+        let secret = self.random_hex(32);
+        let now = self.now();
         let tx = self.conn.transaction()?;
         let row: Option<(i64, Option<i64>, String)> = tx
             .query_row(
@@ -331,8 +497,9 @@ impl Store {
         let (customer_id, customer) = match row {
             Some((id, None, name)) => (id, name),
             Some((id, Some(_), _)) => {
-                Self::audit_in(
+                audit_in(
                     &tx,
+                    now,
                     None,
                     Some(id),
                     remote,
@@ -343,14 +510,19 @@ impl Store {
                 return Err(Refusal::new(401, "enrollment token already used"));
             }
             None => {
-                Self::audit_in(&tx, None, None, remote, "enroll_refused", "unknown token")?;
+                audit_in(
+                    &tx,
+                    now,
+                    None,
+                    None,
+                    remote,
+                    "enroll_refused",
+                    "unknown token",
+                )?;
                 tx.commit()?;
                 return Err(Refusal::new(401, "unknown enrollment token"));
             }
         };
-        let agent_id = format!("agt_{}", secret::random_hex(8));
-        let secret = secret::random_hex(32);
-        let now = now_ms();
         tx.execute(
             "INSERT INTO agents (id, customer_id, secret_hash, hostname, version, enrolled_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             params![agent_id, customer_id, secret::hash(&secret), hostname, version, now],
@@ -359,8 +531,9 @@ impl Store {
             "UPDATE enrollment_tokens SET used_ms = ?1, agent_id = ?2 WHERE token_hash = ?3",
             params![now, agent_id, secret::hash(token)],
         )?;
-        Self::audit_in(
+        audit_in(
             &tx,
+            now,
             Some(&agent_id),
             Some(customer_id),
             remote,
@@ -420,15 +593,16 @@ impl Store {
     }
 
     /// Records a `hello`: version, capabilities, last contact, clock skew.
-    /// Returns the highest sequence stored for the agent.
+    /// Returns what [`Store::delivered`] does: the newest batch this agent
+    /// delivered that the store holds, and how many of its batches it holds.
     pub fn hello(
         &self,
         agent: &Agent,
         version: &str,
         capabilities: u32,
         clock: &Clock,
-    ) -> Result<u64, Refusal> {
-        let now = now_ms();
+    ) -> Result<(Option<BatchId>, u64), Refusal> {
+        let now = self.now();
         let skew = clock
             .wall_ms
             .and_then(|w| i64::try_from(w).ok())
@@ -437,96 +611,139 @@ impl Store {
             "UPDATE agents SET version = ?1, capabilities = ?2, last_contact_ms = ?3, clock_skew_ms = ?4 WHERE id = ?5",
             params![version, capabilities, now, skew, agent.id],
         )?;
-        self.last_seq(&agent.id)
+        self.delivered(&agent.id)
     }
 
-    pub fn last_seq(&self, agent: &str) -> Result<u64, Refusal> {
-        let seq: i64 =
-            self.conn
-                .query_row("SELECT last_seq FROM agents WHERE id = ?1", [agent], |r| {
-                    r.get(0)
-                })?;
-        Ok(u64::try_from(seq).unwrap_or(0))
+    /// The newest batch agent `agent` delivered (stored new, or acknowledged
+    /// as a duplicate) that the store holds, `None` when none; and how many
+    /// batches stored new are attributed to it. Read only.
+    pub fn delivered(&self, agent: &str) -> Result<(Option<BatchId>, u64), Refusal> {
+        let (last, held): (Option<Vec<u8>>, i64) = self
+            .conn
+            .query_row(
+                "SELECT last_batch, (SELECT COUNT(*) FROM batches WHERE agent_id = ?1) FROM agents WHERE id = ?1",
+                [agent],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?
+            .ok_or_else(|| Refusal::new(404, format!("no agent {agent}")))?;
+        Ok((batch_id_of(last), u64::try_from(held).unwrap_or(0)))
     }
 
-    /// Stores a batch exactly once. The next sequence number is stored; one
-    /// already stored with the same bytes is a replay (a lost ack) and is
-    /// acknowledged without storing anything; anything else is refused.
+    /// Stores a batch exactly once per customer, in one transaction committed
+    /// before this returns. `batch` must be the digest of `readings`. A batch
+    /// the customer holds already (whichever of its agents delivered it) is a
+    /// duplicate: acknowledged, audited, nothing stored. A new batch is
+    /// stored only if the customer holds the batch named as its predecessor
+    /// (409 otherwise). A batch in order becomes the agent's last delivered
+    /// one. `position` is the agent's journal position, kept for the logs.
     pub fn ingest(
         &mut self,
         agent: &Agent,
-        seq: u64,
-        sent: &Clock,
-        readings: &Readings<'_>,
+        upload: &Upload<'_>,
         remote: &str,
     ) -> Result<Ingested, Refusal> {
-        let digest = secret::hash_bytes(readings.raw());
-        let now = now_ms();
-        let tx = self.conn.transaction()?;
-        let last: i64 = tx.query_row(
-            "SELECT last_seq FROM agents WHERE id = ?1",
-            [&agent.id],
-            |r| r.get(0),
-        )?;
-        let last = u64::try_from(last).unwrap_or(0);
-        if seq <= last {
-            let stored: Option<Vec<u8>> = tx
-                .query_row(
-                    "SELECT digest FROM batches WHERE agent_id = ?1 AND seq = ?2",
-                    params![agent.id, seq as i64],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            return if stored.as_deref() == Some(&digest[..]) {
-                Self::audit_in(
-                    &tx,
-                    Some(&agent.id),
-                    Some(agent.customer_id),
-                    remote,
-                    "replay",
-                    &format!("batch {seq} already stored"),
-                )?;
-                tx.commit()?;
-                Ok(Ingested {
-                    acked: last,
-                    stored: 0,
-                    skipped: 0,
-                    replay: true,
-                })
-            } else {
-                Err(Refusal::new(
-                    409,
-                    format!(
-                        "sequence {seq} was already used for a different batch (last stored {last})"
-                    ),
-                ))
-            };
+        let Upload {
+            batch,
+            after,
+            position,
+            sent,
+            readings,
+        } = *upload;
+        if BatchId::of(readings) != *batch {
+            return Err(Refusal::new(400, "batch id does not match its readings"));
         }
-        if seq != last.saturating_add(1) {
+        let digest = &batch.0[..];
+        let now = self.now();
+        let position_i = i64::try_from(position).unwrap_or(i64::MAX);
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let holder = |d: &[u8]| -> rusqlite::Result<Option<String>> {
+            tx.query_row(
+                "SELECT agent_id FROM batches WHERE customer_id = ?1 AND digest = ?2",
+                params![agent.customer_id, d],
+                |r| r.get(0),
+            )
+            .optional()
+        };
+        let held_by = holder(digest)?;
+        // What the cloud holds of an agent's journal must stay a prefix of
+        // it: a batch is in order when the one before it is held (or it is
+        // the journal's first). A restore from a backup in the middle of a
+        // round breaks that, and the agent learns it here.
+        let in_order = match after {
+            None => true,
+            Some(a) => holder(&a.0)?.is_some(),
+        };
+        if held_by.is_none() && !in_order {
+            let a = after.map_or_else(String::new, |a| a.to_string());
             return Err(Refusal::new(
                 409,
                 format!(
-                    "sequence {seq} skips ahead: the next expected is {}",
-                    last.saturating_add(1)
+                    "batch {batch} follows batch {a}, which this cloud does not hold: say hello again"
                 ),
             ));
         }
-        let seq_i =
-            i64::try_from(seq).map_err(|_| Refusal::new(400, "sequence number out of range"))?;
+        if let Some(by) = held_by {
+            let from = if by == agent.id {
+                String::new()
+            } else {
+                format!(" from agent {by}")
+            };
+            audit_in(
+                &tx,
+                now,
+                Some(&agent.id),
+                Some(agent.customer_id),
+                remote,
+                "duplicate",
+                &format!("batch {batch} (position {position}) already held{from}"),
+            )?;
+            // A duplicate in order moves the agent's mark (a re-enrolled
+            // agent walks its journal forward this way); one out of order
+            // (a restored agent re-sending old batches) leaves it.
+            if in_order {
+                tx.execute(
+                    "UPDATE agents SET last_batch = ?1, last_contact_ms = ?2 WHERE id = ?3",
+                    params![digest, now, agent.id],
+                )?;
+            }
+            tx.commit()?;
+            return Ok(Ingested {
+                stored: 0,
+                skipped: 0,
+                duplicate: true,
+            });
+        }
+        let batch_row: i64 = tx.query_row(
+            "INSERT INTO batches (customer_id, agent_id, digest, readings, received_ms, position) VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING id",
+            params![
+                agent.customer_id,
+                agent.id,
+                digest,
+                i64::try_from(readings.len()).unwrap_or(i64::MAX),
+                now,
+                position_i
+            ],
+            |r| r.get(0),
+        )?;
         let mut stored = 0u32;
         let mut skipped = 0u32;
         for (i, r) in readings.iter().enumerate() {
-            let r = r.map_err(|e| Refusal::new(400, format!("reading {i} of batch {seq}: {e}")))?;
+            let r =
+                r.map_err(|e| Refusal::new(400, format!("reading {i} of batch {batch}: {e}")))?;
             let Some(key) = r.key() else {
                 skipped += 1;
-                Self::audit_in(
+                audit_in(
                     &tx,
+                    now,
                     Some(&agent.id),
                     Some(agent.customer_id),
                     remote,
                     "reading_skipped",
                     &format!(
-                        "batch {seq} reading {i}: no serial, MAC or address to key the device on"
+                        "batch {batch} reading {i}: no serial, MAC or address to key the device on"
                     ),
                 )?;
                 continue;
@@ -540,23 +757,18 @@ impl Store {
                 key.is_stable(),
                 at.unwrap_or(now),
             )?;
-            Self::insert_reading(&tx, agent, device, seq_i, at, &r, remote)?;
+            Self::insert_reading(&tx, now, agent, device, batch_row, at, &r, remote)?;
             stored += 1;
         }
         tx.execute(
-            "INSERT INTO batches (agent_id, seq, digest, readings, received_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![agent.id, seq_i, digest, readings.len() as i64, now],
-        )?;
-        tx.execute(
-            "UPDATE agents SET last_seq = ?1, last_contact_ms = ?2 WHERE id = ?3",
-            params![seq_i, now, agent.id],
+            "UPDATE agents SET last_batch = ?1, last_contact_ms = ?2 WHERE id = ?3",
+            params![digest, now, agent.id],
         )?;
         tx.commit()?;
         Ok(Ingested {
-            acked: seq,
             stored,
             skipped,
-            replay: false,
+            duplicate: false,
         })
     }
 
@@ -584,23 +796,26 @@ impl Store {
         )
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn insert_reading(
         tx: &Transaction<'_>,
+        now: i64,
         agent: &Agent,
         device: i64,
-        seq: i64,
+        batch: i64,
         at: Option<i64>,
         r: &Reading<'_>,
         remote: &str,
     ) -> rusqlite::Result<()> {
         let mut counter = tx.prepare_cached(
-            "INSERT INTO readings (device_id, agent_id, seq, at_ms, boot_id, mono_ms, counter, value) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            "INSERT INTO readings (device_id, agent_id, batch_id, at_ms, boot_id, mono_ms, counter, value) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         )?;
         let mono = i64::try_from(r.at.mono_ms).unwrap_or(i64::MAX);
         for c in &r.counters {
             let Ok(value) = i64::try_from(c.value) else {
-                Self::audit_in(
+                audit_in(
                     tx,
+                    now,
                     Some(&agent.id),
                     Some(agent.customer_id),
                     remote,
@@ -615,7 +830,7 @@ impl Store {
             counter.execute(params![
                 device,
                 agent.id,
-                seq,
+                batch,
                 at,
                 &r.at.boot_id[..],
                 mono,
@@ -624,13 +839,13 @@ impl Store {
             ])?;
         }
         let mut supply = tx.prepare_cached(
-            "INSERT INTO supplies (device_id, seq, at_ms, supply_index, description, type, colorant, level, max_capacity, percent, state, part_number)
+            "INSERT INTO supplies (device_id, batch_id, at_ms, supply_index, description, type, colorant, level, max_capacity, percent, state, part_number)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
         )?;
         for s in &r.supplies {
             supply.execute(params![
                 device,
-                seq,
+                batch,
                 at,
                 s.index,
                 s.description,
@@ -644,12 +859,12 @@ impl Store {
             ])?;
         }
         let mut alert = tx.prepare_cached(
-            "INSERT INTO alerts (device_id, seq, at_ms, severity, alert_group, code, description, time_cs) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            "INSERT INTO alerts (device_id, batch_id, at_ms, severity, alert_group, code, description, time_cs) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         )?;
         for a in &r.alerts {
             alert.execute(params![
                 device,
-                seq,
+                batch,
                 at,
                 a.severity_name(),
                 a.group,
@@ -661,12 +876,52 @@ impl Store {
         Ok(())
     }
 
+    /// The counter values stored for customer `customer` (by name) in the
+    /// readings rows `rows` (all of them: `1..=i64::MAX`), in the order they
+    /// were stored, with the device, the time and the batch that brought
+    /// each. Read only; for checks (the simulator's invariants read what
+    /// arrived since their last look). An unknown customer has none.
+    pub fn readings_of_customer(
+        &self,
+        customer: &str,
+        rows: std::ops::RangeInclusive<i64>,
+    ) -> Result<Vec<StoredReading>, String> {
+        let fail = |e: rusqlite::Error| format!("cannot read the readings of {customer}: {e}");
+        let mut q = self
+            .conn
+            .prepare_cached(
+                "SELECT d.device_key, r.counter, r.value, r.at_ms, r.boot_id, r.mono_ms, b.digest, r.agent_id
+                 FROM readings r JOIN devices d ON d.id = r.device_id JOIN batches b ON b.id = r.batch_id
+                 WHERE d.customer_id = (SELECT id FROM customers WHERE name = ?1)
+                   AND r.id >= ?2 AND r.id <= ?3
+                 ORDER BY r.id",
+            )
+            .map_err(fail)?;
+        q.query_map(params![customer, rows.start(), rows.end()], |r| {
+            let boot: Vec<u8> = r.get(4)?;
+            let digest: Vec<u8> = r.get(6)?;
+            Ok(StoredReading {
+                device_key: r.get(0)?,
+                counter: r.get(1)?,
+                value: r.get(2)?,
+                at_ms: r.get(3)?,
+                boot_id: boot.try_into().unwrap_or_default(),
+                mono_ms: u64::try_from(r.get::<_, i64>(5)?).unwrap_or(0),
+                batch: batch_id_of(Some(digest)).unwrap_or_default(),
+                agent_id: r.get(7)?,
+            })
+        })
+        .and_then(|rows| rows.collect())
+        .map_err(fail)
+    }
+
     /// Tasks not yet finished, oldest first; marks them delivered.
     pub fn pending_tasks(
         &mut self,
         agent: &Agent,
         limit: usize,
     ) -> Result<Vec<PendingTask>, Refusal> {
+        let now = self.now();
         let tx = self.conn.transaction()?;
         let tasks = {
             let mut q = tx.prepare("SELECT id, kind, arg FROM tasks WHERE agent_id = ?1 AND done_ms IS NULL ORDER BY id LIMIT ?2")?;
@@ -681,7 +936,7 @@ impl Store {
         };
         tx.execute(
             "UPDATE tasks SET delivered_ms = COALESCE(delivered_ms, ?1) WHERE agent_id = ?2 AND done_ms IS NULL",
-            params![now_ms(), agent.id],
+            params![now, agent.id],
         )?;
         tx.commit()?;
         Ok(tasks)
@@ -697,7 +952,7 @@ impl Store {
     ) -> Result<(), Refusal> {
         let n = self.conn.execute(
             "UPDATE tasks SET done_ms = ?1, ok = ?2, detail = ?3 WHERE id = ?4 AND agent_id = ?5",
-            params![now_ms(), ok, detail, task as i64, agent.id],
+            params![self.now(), ok, detail, task as i64, agent.id],
         )?;
         if n == 0 {
             return Err(Refusal::new(404, format!("no task {task} for this agent")));
@@ -720,7 +975,7 @@ impl Store {
         self.conn
             .execute(
                 "INSERT INTO tasks (agent_id, kind, arg, created_ms) VALUES (?1, ?2, ?3, ?4)",
-                params![agent, kind, arg, now_ms()],
+                params![agent, kind, arg, self.now()],
             )
             .map_err(|e| e.to_string())?;
         let id = self.conn.last_insert_rowid();
@@ -740,7 +995,7 @@ impl Store {
             .conn
             .execute(
                 "UPDATE agents SET revoked_ms = ?1 WHERE id = ?2 AND revoked_ms IS NULL",
-                params![now_ms(), agent],
+                params![self.now(), agent],
             )
             .map_err(|e| e.to_string())?;
         if n == 0 {

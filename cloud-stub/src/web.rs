@@ -61,7 +61,7 @@ pub fn get(store: &Store, scope: Scope, path: &str) -> Page {
                             &json!({
                                 "device": d.to_json(),
                                 "readings": rows.iter().map(|r| json!({
-                                    "seq": r.seq, "at_ms": r.at_ms, "counter": r.counter, "value": r.value,
+                                    "batch": r.batch, "at_ms": r.at_ms, "counter": r.counter, "value": r.value,
                                 })).collect::<Vec<_>>(),
                             }),
                         )
@@ -84,12 +84,12 @@ fn percent_decode(s: &str) -> String {
         let hex = bytes
             .get(i + 1..i + 3)
             .and_then(|h| std::str::from_utf8(h).ok());
-        if bytes[i] == b'%' {
-            if let Some(Ok(b)) = hex.map(|h| u8::from_str_radix(h, 16)) {
-                out.push(b);
-                i += 3;
-                continue;
-            }
+        if bytes[i] == b'%'
+            && let Some(Ok(b)) = hex.map(|h| u8::from_str_radix(h, 16))
+        {
+            out.push(b);
+            i += 3;
+            continue;
         }
         out.push(bytes[i]);
         i += 1;

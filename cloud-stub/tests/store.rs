@@ -1,10 +1,13 @@
-//! The store on a real SQLite file: exactly-once batches, refusals that
-//! leave nothing behind, customers kept apart, and readings placed in time.
+//! The store on a real SQLite file: batches held exactly once per customer
+//! by their content digest (sync protocol 2), refusals that leave nothing
+//! behind, customers kept apart, a database restored from an older copy,
+//! databases of an older dca-cloud refused, and readings placed in time.
 
 use dca_cloud::report;
-use dca_cloud::store::{Scope, Store};
+use dca_cloud::store::{Agent, Ingested, Refusal, Scope, Store, Upload};
 use dca_core::printer::Snapshot;
 use dca_core::snmprec;
+use dca_core::sync::batch::BatchId;
 use dca_core::sync::message::Readings;
 use dca_core::sync::{Clock, reading};
 use std::path::{Path, PathBuf};
@@ -25,12 +28,20 @@ fn printer(name: &str) -> Snapshot {
     rec.snapshot()
 }
 
-fn open(name: &str) -> Store {
+fn db_path(name: &str) -> PathBuf {
     let path = std::env::temp_dir().join(format!("dca-store-{name}-{}.db", std::process::id()));
+    remove_db(&path);
+    path
+}
+
+fn remove_db(path: &Path) {
     for ext in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{ext}", path.display()));
     }
-    Store::open(&path).unwrap()
+}
+
+fn open(name: &str) -> Store {
+    Store::open(&db_path(name)).unwrap()
 }
 
 const BOOT: [u8; 16] = [9; 16];
@@ -53,11 +64,49 @@ fn wall(ms: u64) -> Clock {
     }
 }
 
+/// Every readings row.
+const ALL: std::ops::RangeInclusive<i64> = 1..=i64::MAX;
+
 fn count(store: &Store, sql: &str) -> i64 {
     store.connection().query_row(sql, [], |r| r.get(0)).unwrap()
 }
 
-fn enrolled(store: &mut Store, customer: &str) -> dca_cloud::store::Agent {
+/// Delivers the readings `raw` (`n` of them) as one batch named by their
+/// digest, as an agent's upload does.
+fn deliver(store: &mut Store, agent: &Agent, raw: &[u8], n: u64) -> Result<Ingested, Refusal> {
+    let readings = Readings::new(raw, n);
+    let id = BatchId::of(&readings);
+    ingest(store, agent, &id, 0, &wall(2_000), &readings)
+}
+
+/// An upload of `readings` named `batch`, as a journal's first batch.
+fn ingest(
+    store: &mut Store,
+    agent: &Agent,
+    batch: &BatchId,
+    position: u64,
+    sent: &Clock,
+    readings: &Readings<'_>,
+) -> Result<Ingested, Refusal> {
+    let upload = Upload {
+        batch,
+        after: None,
+        position,
+        sent,
+        readings,
+    };
+    store.ingest(agent, &upload, "test")
+}
+
+fn id_of(raw: &[u8], n: u64) -> BatchId {
+    BatchId::of(&Readings::new(raw, n))
+}
+
+fn delivered(store: &Store, agent: &Agent) -> (Option<BatchId>, u64) {
+    store.delivered(&agent.id).unwrap()
+}
+
+fn enrolled(store: &mut Store, customer: &str) -> Agent {
     let token = store.create_token(customer).unwrap();
     let e = store.enroll(&token, "host", "0.1.0", "test").unwrap();
     store
@@ -66,49 +115,45 @@ fn enrolled(store: &mut Store, customer: &str) -> dca_cloud::store::Agent {
 }
 
 #[test]
-fn batches_are_stored_exactly_once_and_in_order() {
-    let mut store = open("order");
+fn batches_are_stored_exactly_once() {
+    let mut store = open("once");
     let agent = enrolled(&mut store, "acme");
+    assert_eq!(
+        delivered(&store, &agent),
+        (None, 0),
+        "nothing delivered yet"
+    );
     let hp = printer("jetdirect_m130nw");
     let (raw, n) = encode(&[(&hp, wall(1_000), Some("10.0.0.5"))]);
-    let readings = Readings::new(&raw, n);
-    let sent = wall(2_000);
+    let first_id = id_of(&raw, n);
 
-    // Sequence 2 before 1 skips ahead: refused, nothing stored.
-    let skip = store
-        .ingest(&agent, 2, &sent, &readings, "test")
-        .unwrap_err();
-    assert_eq!(skip.status, 409);
-    assert!(
-        skip.reason.contains("next expected is 1"),
-        "{}",
-        skip.reason
-    );
-    assert_eq!(count(&store, "SELECT COUNT(*) FROM readings"), 0);
-
-    let first = store.ingest(&agent, 1, &sent, &readings, "test").unwrap();
-    assert_eq!((first.acked, first.stored, first.replay), (1, 1, false));
+    let first = deliver(&mut store, &agent, &raw, n).unwrap();
+    assert_eq!((first.stored, first.duplicate), (1, false));
     let rows = count(&store, "SELECT COUNT(*) FROM readings");
     assert_eq!(rows, hp.counters.len() as i64);
     assert!(rows > 0);
+    assert_eq!(delivered(&store, &agent), (Some(first_id), 1));
 
-    // The same batch again: acknowledged, not stored.
-    let again = store.ingest(&agent, 1, &sent, &readings, "test").unwrap();
-    assert_eq!((again.acked, again.stored, again.replay), (1, 0, true));
+    // The same batch again (a lost ack): acknowledged, not stored.
+    let again = deliver(&mut store, &agent, &raw, n).unwrap();
+    assert_eq!((again.stored, again.duplicate), (0, true));
     assert_eq!(count(&store, "SELECT COUNT(*) FROM readings"), rows);
-
-    // Sequence 1 with other readings: a conflict, not a silent overwrite.
-    let (other, m) = encode(&[(&hp, wall(5_000), Some("10.0.0.5"))]);
-    let conflict = store
-        .ingest(&agent, 1, &sent, &Readings::new(&other, m), "test")
-        .unwrap_err();
-    assert_eq!(conflict.status, 409);
+    assert_eq!(count(&store, "SELECT COUNT(*) FROM batches"), 1);
+    let audited: String = store
+        .connection()
+        .query_row(
+            "SELECT detail FROM audit WHERE event = 'duplicate'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(audited.contains(&first_id.to_string()), "{audited}");
 
     // The device moved (DHCP): same device, new address, second reading.
     let (moved, k) = encode(&[(&hp, wall(9_000), Some("10.0.0.99"))]);
-    store
-        .ingest(&agent, 2, &sent, &Readings::new(&moved, k), "test")
-        .unwrap();
+    let moved_id = id_of(&moved, k);
+    assert_ne!(moved_id, first_id);
+    deliver(&mut store, &agent, &moved, k).unwrap();
     assert_eq!(count(&store, "SELECT COUNT(*) FROM devices"), 1);
     assert_eq!(count(&store, "SELECT COUNT(*) FROM readings"), 2 * rows);
     let d = report::devices(&store, Scope::All).unwrap().remove(0);
@@ -117,6 +162,63 @@ fn batches_are_stored_exactly_once_and_in_order() {
         d.counter("total"),
         hp.counter("total").map(|c| c.value as i64)
     );
+
+    // hello reports the newest batch delivered and how many are held.
+    let (last, held) = store.hello(&agent, "0.2.0", 7, &wall(10_000)).unwrap();
+    assert_eq!((last, held), (Some(moved_id), 2));
+
+    // Each stored reading names its device and the batch that brought it,
+    // in the order they were stored.
+    let stored = store.readings_of_customer("acme", ALL).unwrap();
+    assert_eq!(stored.len() as i64, 2 * rows);
+    let (a, b) = stored.split_at(rows as usize);
+    assert!(
+        a.iter()
+            .all(|r| r.batch == first_id && r.at_ms == Some(1_000))
+    );
+    assert!(
+        b.iter()
+            .all(|r| r.batch == moved_id && r.at_ms == Some(9_000))
+    );
+    assert!(stored.iter().all(|r| r.device_key == d.key
+        && r.agent_id == agent.id
+        && r.boot_id == BOOT
+        && r.mono_ms == 1));
+    assert!(
+        store
+            .readings_of_customer("nobody", ALL)
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[test]
+fn a_batch_id_that_does_not_match_its_readings_is_refused() {
+    let mut store = open("mismatch");
+    let agent = enrolled(&mut store, "acme");
+    let hp = printer("jetdirect_m130nw");
+    let (raw, n) = encode(&[(&hp, wall(1_000), Some("10.0.0.5"))]);
+    let (other, m) = encode(&[(&hp, wall(2_000), Some("10.0.0.5"))]);
+    let readings = Readings::new(&raw, n);
+    let err = ingest(
+        &mut store,
+        &agent,
+        &id_of(&other, m),
+        1,
+        &wall(2_000),
+        &readings,
+    )
+    .unwrap_err();
+    assert_eq!(err.status, 400);
+    assert_eq!(err.reason, "batch id does not match its readings");
+    for table in ["devices", "readings", "batches"] {
+        assert_eq!(
+            count(&store, &format!("SELECT COUNT(*) FROM {table}")),
+            0,
+            "{table}"
+        );
+    }
+    assert_eq!(delivered(&store, &agent), (None, 0));
 }
 
 #[test]
@@ -126,9 +228,7 @@ fn a_bad_reading_refuses_the_whole_batch() {
     let hp = printer("jetdirect_m130nw");
     let (mut raw, _) = encode(&[(&hp, wall(1_000), Some("10.0.0.5"))]);
     raw.extend_from_slice(b"\xa1\x00\x01"); // a second "reading" whose clock is not a map
-    let err = store
-        .ingest(&agent, 1, &wall(2_000), &Readings::new(&raw, 2), "test")
-        .unwrap_err();
+    let err = deliver(&mut store, &agent, &raw, 2).unwrap_err();
     assert_eq!(err.status, 400);
     assert!(err.reason.contains("reading 1"), "{}", err.reason);
     for table in ["devices", "readings", "supplies", "batches"] {
@@ -138,12 +238,163 @@ fn a_bad_reading_refuses_the_whole_batch() {
             "{table} half-stored"
         );
     }
-    assert_eq!(store.last_seq(&agent.id).unwrap(), 0);
+    assert_eq!(delivered(&store, &agent), (None, 0));
+}
+
+#[test]
+fn a_re_enrolled_agent_delivers_no_batch_twice() {
+    let mut store = open("reenrolled");
+    let old = enrolled(&mut store, "acme");
+    let hp = printer("jetdirect_m130nw");
+    let (raw, n) = encode(&[(&hp, wall(1_000), Some("10.0.0.5"))]);
+    assert!(!deliver(&mut store, &old, &raw, n).unwrap().duplicate);
+    let rows = count(&store, "SELECT COUNT(*) FROM readings");
+
+    // The host was reinstalled from its journal and enrolled again: its
+    // first upload is the batch the old identity delivered.
+    let new = enrolled(&mut store, "acme");
+    let again = deliver(&mut store, &new, &raw, n).unwrap();
+    assert_eq!((again.stored, again.duplicate), (0, true));
+    assert_eq!(count(&store, "SELECT COUNT(*) FROM readings"), rows);
+    // The new agent moves on past it, though the batch is the old one's.
+    assert_eq!(delivered(&store, &new), (Some(id_of(&raw, n)), 0));
+    assert_eq!(delivered(&store, &old), (Some(id_of(&raw, n)), 1));
+}
+
+#[test]
+fn the_same_bytes_from_another_customer_are_stored() {
+    let mut store = open("scoped");
+    let a = enrolled(&mut store, "acme");
+    let b = enrolled(&mut store, "globex");
+    let hp = printer("jetdirect_m130nw");
+    let (raw, n) = encode(&[(&hp, wall(1_000), Some("10.0.0.5"))]);
+    assert!(!deliver(&mut store, &a, &raw, n).unwrap().duplicate);
+    let theirs = deliver(&mut store, &b, &raw, n).unwrap();
+    assert_eq!((theirs.stored, theirs.duplicate), (1, false));
+    assert_eq!(count(&store, "SELECT COUNT(*) FROM batches"), 2);
+    assert_eq!(
+        store.readings_of_customer("acme", ALL).unwrap().len(),
+        store.readings_of_customer("globex", ALL).unwrap().len()
+    );
+    assert_eq!(delivered(&store, &b), (Some(id_of(&raw, n)), 1));
+}
+
+#[test]
+fn a_database_restored_from_an_older_copy_takes_the_lost_batches_once() {
+    let path = db_path("restored");
+    let backup = path.with_extension("backup");
+    let mut store = Store::open(&path).unwrap();
+    let agent = enrolled(&mut store, "acme");
+    let hp = printer("jetdirect_m130nw");
+    let batches: Vec<(Vec<u8>, u64)> = (0..4)
+        .map(|i| encode(&[(&hp, wall(1_000 * (i + 1)), Some("10.0.0.5"))]))
+        .collect();
+    for (raw, n) in &batches[..2] {
+        deliver(&mut store, &agent, raw, *n).unwrap();
+    }
+    // The operator's backup: the WAL folded into the file, the file copied.
+    store
+        .connection()
+        .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+        .unwrap();
+    std::fs::copy(&path, &backup).unwrap();
+    for (raw, n) in &batches[2..] {
+        deliver(&mut store, &agent, raw, *n).unwrap();
+    }
+    assert_eq!(
+        delivered(&store, &agent),
+        (Some(id_of(&batches[3].0, batches[3].1)), 4)
+    );
+    let per_batch = hp.counters.len();
+    drop(store);
+
+    // The disk is lost; the cloud comes back from the backup.
+    remove_db(&path);
+    std::fs::copy(&backup, &path).unwrap();
+    let _ = std::fs::remove_file(&backup);
+    let mut store = Store::open(&path).unwrap();
+    // The agent is in the backup: it was enrolled before it was taken.
+    // hello names the older batch: the agent re-sends what came after it.
+    let (last, held) = store.hello(&agent, "0.2.0", 7, &wall(10_000)).unwrap();
+    assert_eq!(last, Some(id_of(&batches[1].0, batches[1].1)));
+    assert_eq!(held, 2);
+    assert_eq!(
+        store.readings_of_customer("acme", ALL).unwrap().len(),
+        2 * per_batch
+    );
+
+    // The agent still journals every batch: the two held are duplicates,
+    // the two lost are stored, each once, in order.
+    let outcomes: Vec<bool> = batches
+        .iter()
+        .map(|(raw, n)| deliver(&mut store, &agent, raw, *n).unwrap().duplicate)
+        .collect();
+    assert_eq!(outcomes, [true, true, false, false]);
+    for (raw, n) in &batches {
+        assert!(deliver(&mut store, &agent, raw, *n).unwrap().duplicate);
+    }
+    let stored = store.readings_of_customer("acme", ALL).unwrap();
+    assert_eq!(stored.len(), 4 * per_batch);
+    let order: Vec<BatchId> = stored
+        .chunks(per_batch)
+        .map(|c| {
+            assert!(c.iter().all(|r| r.batch == c[0].batch));
+            c[0].batch
+        })
+        .collect();
+    let expected: Vec<BatchId> = batches.iter().map(|(raw, n)| id_of(raw, *n)).collect();
+    assert_eq!(order, expected);
+    assert_eq!(
+        delivered(&store, &agent),
+        (Some(id_of(&batches[3].0, batches[3].1)), 4)
+    );
+}
+
+#[test]
+fn a_database_of_an_older_dca_cloud_is_refused() {
+    // A new database is marked with the schema version, and opens again.
+    let path = db_path("fresh");
+    drop(Store::open(&path).unwrap());
+    let store = Store::open(&path).unwrap();
+    let version: i64 = store
+        .connection()
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 2);
+    drop(store);
+
+    // Protocol 1's schema: batches numbered per agent, user_version 0.
+    let path = db_path("v1");
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch(
+        "CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, created_ms INTEGER NOT NULL);
+         CREATE TABLE agents (id TEXT PRIMARY KEY, customer_id INTEGER NOT NULL, secret_hash BLOB NOT NULL,
+             hostname TEXT NOT NULL, version TEXT NOT NULL, capabilities INTEGER NOT NULL DEFAULT 0,
+             enrolled_ms INTEGER NOT NULL, last_contact_ms INTEGER, clock_skew_ms INTEGER,
+             last_seq INTEGER NOT NULL DEFAULT 0, revoked_ms INTEGER);
+         CREATE TABLE batches (agent_id TEXT NOT NULL, seq INTEGER NOT NULL, digest BLOB NOT NULL,
+             readings INTEGER NOT NULL, received_ms INTEGER NOT NULL, PRIMARY KEY (agent_id, seq));",
+    )
+    .unwrap();
+    drop(conn);
+    let err = Store::open(&path).unwrap_err();
+    assert!(err.contains(&path.display().to_string()), "{err}");
+    assert!(err.contains("older dca-cloud"), "{err}");
+    // Refused without touching it: still protocol 1's schema.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let v: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(v, 0);
+    assert!(conn.prepare("SELECT last_seq FROM agents").is_ok());
 }
 
 #[test]
 fn readings_without_a_date_are_placed_by_the_monotonic_clock() {
     let mut store = open("clock");
+    // The cloud's clock, as a simulator sets it.
+    const NOW: i64 = 1_800_000_000_000;
+    store.set_clock(|| NOW);
     let agent = enrolled(&mut store, "acme");
     let hp = printer("jetdirect_m130nw");
     // Read 60 s before the batch was sent, on the same boot, no wall clock.
@@ -158,18 +409,25 @@ fn readings_without_a_date_are_placed_by_the_monotonic_clock() {
         mono_ms: 100_000,
     };
     let (raw, n) = encode(&[(&hp, at, Some("10.0.0.5"))]);
-    let before = dca_cloud::store::now_ms();
-    store
-        .ingest(&agent, 1, &sent, &Readings::new(&raw, n), "test")
-        .unwrap();
-    let after = dca_cloud::store::now_ms();
+    let readings = Readings::new(&raw, n);
+    ingest(
+        &mut store,
+        &agent,
+        &BatchId::of(&readings),
+        1,
+        &sent,
+        &readings,
+    )
+    .unwrap();
     let placed: i64 = store
         .connection()
         .query_row("SELECT MIN(at_ms) FROM readings", [], |r| r.get(0))
         .unwrap();
-    assert!(
-        (before - 60_000..=after - 60_000).contains(&placed),
-        "{placed} not 60 s before {before}..{after}"
+    assert_eq!(placed, NOW - 60_000);
+    assert_eq!(
+        count(&store, "SELECT MAX(received_ms) FROM batches"),
+        NOW,
+        "stamped by the injected clock"
     );
     // Another boot's monotonic time cannot be placed: stored with no time.
     let other = Clock {
@@ -178,10 +436,35 @@ fn readings_without_a_date_are_placed_by_the_monotonic_clock() {
         mono_ms: 5,
     };
     let (raw, n) = encode(&[(&hp, other, Some("10.0.0.5"))]);
-    store
-        .ingest(&agent, 2, &sent, &Readings::new(&raw, n), "test")
-        .unwrap();
+    let readings = Readings::new(&raw, n);
+    ingest(
+        &mut store,
+        &agent,
+        &BatchId::of(&readings),
+        2,
+        &sent,
+        &readings,
+    )
+    .unwrap();
     assert!(count(&store, "SELECT COUNT(*) FROM readings WHERE at_ms IS NULL") > 0);
+}
+
+#[test]
+fn injected_entropy_makes_credentials_repeatable() {
+    let seeded = |name: &str| {
+        let mut store = open(name);
+        let mut next = 0u8;
+        store.set_entropy(move |buf: &mut [u8]| {
+            for b in buf {
+                next = next.wrapping_add(1);
+                *b = next;
+            }
+        });
+        let token = store.create_token("acme").unwrap();
+        let e = store.enroll(&token, "host", "0.1.0", "test").unwrap();
+        (token, e.agent_id, e.secret)
+    };
+    assert_eq!(seeded("seed-a"), seeded("seed-b"));
 }
 
 #[test]
@@ -192,16 +475,12 @@ fn customers_see_only_their_own_devices() {
     let hp = printer("jetdirect_m130nw");
     let ricoh = printer("ricoh_mpc3002");
     let (raw, n) = encode(&[(&hp, wall(1), Some("10.0.0.5"))]);
-    store
-        .ingest(&a, 1, &wall(2), &Readings::new(&raw, n), "test")
-        .unwrap();
+    deliver(&mut store, &a, &raw, n).unwrap();
     let (raw, n) = encode(&[
         (&hp, wall(1), Some("10.0.0.5")),
         (&ricoh, wall(1), Some("10.0.0.6")),
     ]);
-    store
-        .ingest(&b, 1, &wall(2), &Readings::new(&raw, n), "test")
-        .unwrap();
+    deliver(&mut store, &b, &raw, n).unwrap();
     assert_eq!(
         report::devices(&store, Scope::Customer(a.customer_id))
             .unwrap()
@@ -237,9 +516,7 @@ fn unkeyable_readings_are_skipped_and_audited() {
     let xerox = printer("xerox");
     let hp = printer("jetdirect_m130nw");
     let (raw, n) = encode(&[(&xerox, wall(1), None), (&hp, wall(1), None)]);
-    let done = store
-        .ingest(&agent, 1, &wall(2), &Readings::new(&raw, n), "test")
-        .unwrap();
+    let done = deliver(&mut store, &agent, &raw, n).unwrap();
     assert_eq!((done.stored, done.skipped), (1, 1));
     assert_eq!(
         count(
@@ -250,9 +527,7 @@ fn unkeyable_readings_are_skipped_and_audited() {
     );
     // With its address, it is kept, marked as unstably keyed.
     let (raw, n) = encode(&[(&xerox, wall(1), Some("10.0.0.7"))]);
-    store
-        .ingest(&agent, 2, &wall(2), &Readings::new(&raw, n), "test")
-        .unwrap();
+    deliver(&mut store, &agent, &raw, n).unwrap();
     assert_eq!(
         count(&store, "SELECT COUNT(*) FROM devices WHERE key_stable = 0"),
         1
@@ -307,4 +582,43 @@ fn credentials_are_checked_and_failures_audited() {
             .status,
         401
     );
+}
+
+#[test]
+fn a_batch_whose_predecessor_is_not_held_is_refused_and_marks_stay_in_order() {
+    let mut store = open("order");
+    let agent = enrolled(&mut store, "acme");
+    let hp = printer("jetdirect_m130nw");
+    let batch = |ms: u64| encode(&[(&hp, wall(ms), Some("10.0.0.5"))]);
+    let ((r1, n1), (r2, n2), (r3, n3)) = (batch(1_000), batch(2_000), batch(3_000));
+    let (b1, b2, b3) = (id_of(&r1, n1), id_of(&r2, n2), id_of(&r3, n3));
+    let send = |store: &mut Store, raw: &[u8], n: u64, batch: &BatchId, after: Option<&BatchId>| {
+        let readings = Readings::new(raw, n);
+        let upload = Upload {
+            batch,
+            after,
+            position: 0,
+            sent: &wall(5_000),
+            readings: &readings,
+        };
+        store.ingest(&agent, &upload, "test")
+    };
+    assert!(!send(&mut store, &r1, n1, &b1, None).unwrap().duplicate);
+    assert!(!send(&mut store, &r2, n2, &b2, Some(&b1)).unwrap().duplicate);
+    // A restore took b2's successor away: b3 names a batch never stored.
+    let lost = BatchId([9; 32]);
+    let refused = send(&mut store, &r3, n3, &b3, Some(&lost)).unwrap_err();
+    assert_eq!(refused.status, 409, "{refused:?}");
+    assert_eq!(count(&store, "SELECT COUNT(*) FROM batches"), 2);
+    // An old batch sent again out of order (a restored agent's journal) is a
+    // duplicate that leaves the mark where it was.
+    assert!(
+        send(&mut store, &r1, n1, &b1, Some(&lost))
+            .unwrap()
+            .duplicate
+    );
+    assert_eq!(delivered(&store, &agent), (Some(b2), 2));
+    // In order, it goes in.
+    assert!(!send(&mut store, &r3, n3, &b3, Some(&b2)).unwrap().duplicate);
+    assert_eq!(delivered(&store, &agent), (Some(b3), 3));
 }

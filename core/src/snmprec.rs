@@ -171,7 +171,7 @@ fn unsigned(v: u64) -> Vec<u8> {
 
 fn from_hex(s: &str) -> Result<Vec<u8>, String> {
     let s = s.trim();
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return Err(std::format!("odd-length hex value {s:?}"));
     }
     (0..s.len())

@@ -4,6 +4,7 @@
 //! the code cannot drift apart.
 
 use dca_core::snmprec;
+use dca_core::sync::batch::BatchId;
 use dca_core::sync::message::{Readings, Request, Response, Task};
 use dca_core::sync::{Clock, reading};
 use std::path::Path;
@@ -85,7 +86,9 @@ fn examples() -> Vec<(&'static str, Vec<u8>)> {
         (
             "upload",
             Request::Upload {
-                seq: 42,
+                batch: BatchId::of(&Readings::new(&reading_bytes, 1)),
+                after: Some(BatchId([0x5c; 32])),
+                position: 42,
                 sent: clock(),
                 readings: Readings::new(&reading_bytes, 1),
             },
@@ -96,7 +99,7 @@ fn examples() -> Vec<(&'static str, Vec<u8>)> {
             Request::TaskResult {
                 task: 17,
                 ok: true,
-                detail: "1 readings queued in batches [43]",
+                detail: "rescan: 1 readings journaled",
             },
         ),
     ];
@@ -118,23 +121,26 @@ fn examples() -> Vec<(&'static str, Vec<u8>)> {
             "welcome",
             Response::Welcome {
                 server_ms: 1_795_000_000_250,
-                acked: 41,
+                last_batch: Some(BatchId([0x5c; 32])),
+                held: 41,
                 poll_interval_s: 300,
             },
         ),
         (
             "ack",
             Response::Ack {
-                acked: 42,
+                batch: BatchId::of(&Readings::new(&reading_bytes, 1)),
                 stored: 1,
+                duplicate: false,
             },
         ),
+        ("noted", Response::Noted),
         ("tasks", Response::Tasks(tasks)),
         (
             "rejected",
             Response::Rejected {
-                code: 409,
-                reason: "sequence 44 skips ahead: the next expected is 43",
+                code: 400,
+                reason: "batch id does not match its readings",
             },
         ),
     ];

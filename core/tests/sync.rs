@@ -5,6 +5,7 @@
 
 use dca_core::printer::Snapshot;
 use dca_core::snmprec;
+use dca_core::sync::batch::{self as batches, BatchId, BatchWriter, Refused};
 use dca_core::sync::http::{self, Body, HttpError, PostHead};
 use dca_core::sync::message::{Readings, Request, Response, Task};
 use dca_core::sync::reading::{self, DeviceKey, Reading};
@@ -205,7 +206,9 @@ fn every_request_and_response_round_trips() {
             },
         },
         Request::Upload {
-            seq: 9,
+            batch: BatchId::of(&Readings::new(&raw, n)),
+            after: Some(BatchId([3; 32])),
+            position: 9,
             sent: clock(),
             readings: Readings::new(&raw, n),
         },
@@ -219,6 +222,7 @@ fn every_request_and_response_round_trips() {
     for req in &requests {
         let mut buf = vec![0u8; 64 * 1024];
         let len = req.encode(&mut buf).unwrap();
+        assert_eq!(req.encoded_len(), len, "{req:?}");
         assert_eq!(&Request::decode(&buf[..len]).unwrap(), req);
         assert!(
             Response::decode(&buf[..len]).is_err(),
@@ -255,24 +259,39 @@ fn every_request_and_response_round_trips() {
         },
         Response::Welcome {
             server_ms: 5,
-            acked: 4,
+            last_batch: Some(BatchId([7; 32])),
+            held: 4,
+            poll_interval_s: 300,
+        },
+        Response::Welcome {
+            server_ms: 5,
+            last_batch: None,
+            held: 0,
             poll_interval_s: 300,
         },
         Response::Ack {
-            acked: 9,
+            batch: BatchId([9; 32]),
             stored: 3,
+            duplicate: true,
         },
+        Response::Noted,
         Response::Tasks(tasks),
         Response::Rejected {
-            code: 409,
-            reason: "sequence 11 skips 10",
+            code: 400,
+            reason: "reading 3 of the batch: missing field `clock`",
         },
     ];
     for resp in &responses {
         let mut buf = [0u8; 2048];
         let len = resp.encode(&mut buf).unwrap();
+        assert_eq!(resp.encoded_len(), len, "{resp:?}");
         assert_eq!(&Response::decode(&buf[..len]).unwrap(), resp);
     }
+    // A refusal in version 1's framing, which an old agent can read.
+    let mut buf = [0u8; 128];
+    let len = Response::encode_rejection(1, 426, "upgrade", &mut buf).unwrap();
+    assert_eq!(&buf[..4], &[0xa4, 0x00, 0x01, 0x01]);
+    assert_eq!(Response::decode(&buf[..len]), Err(Error::Version(1)));
 }
 
 #[test]
@@ -280,7 +299,9 @@ fn upload_readings_decode_one_by_one() {
     let ps = printers();
     let (raw, n) = batch(&ps);
     let req = Request::Upload {
-        seq: 1,
+        batch: BatchId::of(&Readings::new(&raw, n)),
+        after: None,
+        position: 1,
         sent: clock(),
         readings: Readings::new(&raw, n),
     };
@@ -299,11 +320,11 @@ fn upload_readings_decode_one_by_one() {
 fn bad_bodies_are_refused_with_a_reason() {
     let mut buf = [0u8; 256];
     let len = Request::TaskPoll.encode(&mut buf).unwrap();
-    // Version 2 is not spoken here.
-    let mut v2 = buf[..len].to_vec();
-    assert_eq!(v2[2], 1);
-    v2[2] = 2;
-    assert_eq!(Request::decode(&v2), Err(Error::Version(2)));
+    // Version 1 is not spoken any more.
+    let mut v1 = buf[..len].to_vec();
+    assert_eq!(v1[2], 2);
+    v1[2] = 1;
+    assert_eq!(Request::decode(&v1), Err(Error::Version(1)));
     // Trailing garbage.
     let mut trailing = buf[..len].to_vec();
     trailing.push(0);
@@ -316,12 +337,12 @@ fn bad_bodies_are_refused_with_a_reason() {
         Request::decode(b"\x01"),
         Err(Error::Cbor { at: 0 })
     ));
-    // An upload without its sequence number names the field.
-    let body = [0xa3, 0x00, 0x01, 0x01, 0x03, 0x08, 0x80];
-    assert_eq!(Request::decode(&body), Err(Error::Missing("seq")));
+    // An upload without its batch id names the field.
+    let body = [0xa3, 0x00, 0x02, 0x01, 0x03, 0x08, 0x80];
+    assert_eq!(Request::decode(&body), Err(Error::Missing("batch")));
     // Unknown keys are skipped (a newer agent's extra field).
     let body = [
-        0xa3, 0x00, 0x01, 0x01, 0x04, 0x18, 0x63, 0x63, b'n', b'e', b'w',
+        0xa3, 0x00, 0x02, 0x01, 0x04, 0x18, 0x63, 0x63, b'n', b'e', b'w',
     ];
     assert_eq!(Request::decode(&body), Ok(Request::TaskPoll));
     // An encoding that does not fit is an error, not a truncated message.
@@ -428,4 +449,64 @@ fn http_responses_frame_their_bodies() {
         http::parse_request(b"GARBAGE\x00\r\n\r\n"),
         Err(HttpError::Malformed(_))
     ));
+}
+
+#[test]
+fn batches_are_cut_by_bytes_and_count_and_named_by_digest() {
+    let ps = printers();
+    for (_, s) in &ps {
+        let mut buf = vec![0u8; 8192];
+        let n = reading::encode(s, &clock(), Some("10.0.0.1"), &mut buf).unwrap();
+        assert_eq!(reading::encoded_len(s, &clock(), Some("10.0.0.1")), n);
+    }
+    // By count: three readings per batch.
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut w = BatchWriter::new(&mut buf, 3);
+    let mut sealed = Vec::new();
+    for (_, s) in &ps {
+        match w.push(s, &clock(), None) {
+            Ok(()) => {}
+            Err(Refused::Full) => {
+                let (record, id) = w.seal();
+                sealed.push((record.to_vec(), id));
+                w.push(s, &clock(), None).unwrap();
+            }
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+    let (record, id) = w.seal();
+    sealed.push((record.to_vec(), id));
+    let total: u64 = sealed
+        .iter()
+        .map(|(r, id)| {
+            let readings = batches::parse_record(r).unwrap();
+            assert!(readings.len() <= 3);
+            assert_eq!(BatchId::of(&readings), *id);
+            readings.len()
+        })
+        .sum();
+    assert_eq!(total, ps.len() as u64);
+    // By bytes: no record exceeds the buffer, however many readings fit.
+    let mut small = vec![0u8; 2048];
+    let mut w = BatchWriter::new(&mut small, 500);
+    let mut records = 0;
+    for (_, s) in &ps {
+        match w.push(s, &clock(), None) {
+            Ok(()) => {}
+            Err(Refused::Full) => {
+                let (record, _) = w.seal();
+                assert!(record.len() <= 2048);
+                records += 1;
+                w.push(s, &clock(), None).unwrap();
+            }
+            Err(Refused::TooLarge { bytes }) => assert!(bytes > 2048 - 9),
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+    assert!(
+        records > 1,
+        "a 2 KiB limit must cut the corpus into batches"
+    );
+    // A different batch has a different name.
+    assert_ne!(sealed[0].1, sealed[1].1);
 }

@@ -4,10 +4,14 @@
 //! proves that the core runs on the target: it encodes a GetRequest for
 //! sysDescr with the core's codec and decodes it again, then frames a sync
 //! `hello` as the HTTP POST the agent sends and parses it back as the cloud
-//! does; it reports over semihosting and exits with success only if both
-//! round trips held.
+//! does; then runs a round of the agent's cloud session (journal, hello,
+//! upload, task poll) against answers made on the board. It reports over
+//! semihosting and exits with success only if all of them held.
 #![no_std]
 #![no_main]
+
+#[cfg(feature = "session")]
+mod session_check;
 
 use core::panic::PanicInfo;
 use cortex_m_rt::entry;
@@ -29,7 +33,15 @@ fn main() -> ! {
         "dca-firmware: sync round trip {}",
         if sync { "ok" } else { "FAILED" }
     );
-    let ok = codec && sync;
+    #[cfg(feature = "session")]
+    let session = session_check::round();
+    #[cfg(not(feature = "session"))]
+    let session = true;
+    hprintln!(
+        "dca-firmware: session round {}",
+        if session { "ok" } else { "FAILED" }
+    );
+    let ok = codec && sync && session;
     debug::exit(if ok {
         debug::EXIT_SUCCESS
     } else {

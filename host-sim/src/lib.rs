@@ -8,3 +8,5 @@ pub mod mib;
 pub mod quirks;
 pub mod recording;
 pub mod serve;
+#[cfg(feature = "simulate")]
+pub mod simulate;

@@ -2,6 +2,8 @@
 
 use clap::{Parser, Subcommand};
 use dca_sim::serve::{self, Device, Fleet};
+#[cfg(feature = "simulate")]
+use dca_sim::simulate;
 use dca_sim::{agent, faults, quirks, recording};
 use ipnet::Ipv4Net;
 use std::io::Write as _;
@@ -25,6 +27,154 @@ struct Cli {
 enum Command {
     /// Serve emulated SNMP printers, each on its own loopback address.
     Serve(ServeArgs),
+    /// Deterministic simulation of agents, printers and the cloud under
+    /// faults, checking the delivery invariants (one seed, one trace).
+    #[cfg(feature = "simulate")]
+    Simulate(SimulateArgs),
+}
+
+#[cfg(feature = "simulate")]
+#[derive(clap::Args)]
+struct SimulateArgs {
+    /// The first seed.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// How many consecutive seeds to run.
+    #[arg(long, default_value_t = 1)]
+    seeds: u64,
+    /// Agents (sites) in the world.
+    #[arg(long, default_value_t = 3)]
+    agents: usize,
+    /// Printers per agent.
+    #[arg(long, default_value_t = 5)]
+    printers: usize,
+    /// Customers the agents belong to (agent i to customer i mod N).
+    #[arg(long, default_value_t = 2)]
+    customers: usize,
+    /// Virtual hours of faults before the final quiet period.
+    #[arg(long, default_value_t = 6.0)]
+    hours: f64,
+    /// Seconds between collections.
+    #[arg(long, default_value_t = 900)]
+    interval: u64,
+    /// Probability that an exchange loses its request or its answer (the
+    /// answer after the cloud committed), during storms.
+    #[arg(long, default_value_t = 0.05)]
+    loss: f64,
+    /// Probability that the cloud receives a request twice, during storms.
+    #[arg(long, default_value_t = 0.03)]
+    dup: f64,
+    /// Probability that a message is delayed by seconds (at times beyond
+    /// the agent's timeout), during storms.
+    #[arg(long, default_value_t = 0.02)]
+    delay: f64,
+    /// Probability that an SNMP datagram is lost (always).
+    #[arg(long, default_value_t = 0.01)]
+    snmp_loss: f64,
+    /// Partitions (an agent cut off from the cloud) per hour of storm.
+    #[arg(long, default_value_t = 1.0)]
+    partitions: f64,
+    /// Cloud restarts per hour of storm.
+    #[arg(long, default_value_t = 0.6)]
+    cloud_restarts: f64,
+    /// Restores of the cloud's database from an earlier snapshot per hour.
+    #[arg(long, default_value_t = 0.5)]
+    restores: f64,
+    /// Agent crashes (at any step) per hour of storm.
+    #[arg(long, default_value_t = 1.5)]
+    crashes: f64,
+    /// Agent disks filling up per hour of storm.
+    #[arg(long, default_value_t = 0.6)]
+    disk_full: f64,
+    /// Agent disks failing (EIO) per hour of storm.
+    #[arg(long, default_value_t = 0.6)]
+    disk_errors: f64,
+    /// Re-enrollments (new credentials, same journal) per hour of storm.
+    #[arg(long, default_value_t = 0.5)]
+    reenrolls: f64,
+    /// Cloud tasks (rescan, poll_device, settings, unknown kinds) per hour.
+    #[arg(long, default_value_t = 1.0)]
+    tasks: f64,
+    /// Printers (in the whole world) whose counters go backwards after an
+    /// hour, as after a board swap: flagged in the report, not failed.
+    #[arg(long, default_value_t = 0)]
+    counters_backwards: usize,
+    /// Seconds between snapshots of the cloud's database.
+    #[arg(long, default_value_t = 3600)]
+    snapshot_every: u64,
+    /// Plant a bug on purpose, to see it caught: skip-dir-fsync.
+    #[arg(long, value_name = "BUG")]
+    plant: Option<String>,
+    /// Print every event of the trace to stderr.
+    #[arg(long)]
+    trace: bool,
+    /// Print a line per seed.
+    #[arg(long, short)]
+    verbose: bool,
+}
+
+#[cfg(feature = "simulate")]
+impl SimulateArgs {
+    fn config(&self) -> Result<simulate::Config, String> {
+        for (name, p) in [
+            ("--loss", self.loss),
+            ("--dup", self.dup),
+            ("--delay", self.delay),
+            ("--snmp-loss", self.snmp_loss),
+        ] {
+            if !(0.0..=1.0).contains(&p) {
+                return Err(format!("{name} must be a probability from 0 to 1, not {p}"));
+            }
+        }
+        if self.agents == 0 || self.agents > 254 {
+            return Err("--agents must be from 1 to 254".into());
+        }
+        if self.printers > 200 * 256 {
+            return Err("--printers must be at most 51200".into());
+        }
+        if self.interval < 60 {
+            return Err("--interval must be at least 60 seconds".into());
+        }
+        let plant = match &self.plant {
+            None => None,
+            Some(p) => Some(
+                simulate::Plant::parse(p)
+                    .ok_or_else(|| format!("unknown bug to plant {p:?} (skip-dir-fsync)"))?,
+            ),
+        };
+        let d = simulate::Config::default();
+        Ok(simulate::Config {
+            agents: self.agents,
+            printers: self.printers,
+            customers: self.customers.max(1),
+            hours: self.hours.max(0.0),
+            interval_s: self.interval,
+            rates: simulate::Rates {
+                partitions: self.partitions,
+                cloud_restarts: self.cloud_restarts,
+                restores: self.restores,
+                crashes: self.crashes,
+                disk_full: self.disk_full,
+                disk_errors: self.disk_errors,
+                reenrolls: self.reenrolls,
+                tasks: self.tasks,
+            },
+            wan: simulate::WanFaults {
+                loss: self.loss,
+                dup: self.dup,
+                delay: self.delay,
+            },
+            lan: simulate::LanFaults {
+                loss: self.snmp_loss,
+                ..d.lan
+            },
+            counters_backwards: self.counters_backwards,
+            snapshot_every_s: self.snapshot_every.max(60),
+            plant,
+            trace: self.trace,
+            ..d
+        })
+    }
 }
 
 #[derive(clap::Args)]
@@ -157,6 +307,74 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        #[cfg(feature = "simulate")]
+        Command::Simulate(args) => simulate_cmd(&args),
+    }
+}
+
+#[cfg(feature = "simulate")]
+fn simulate_cmd(args: &SimulateArgs) -> ExitCode {
+    let cfg = match args.config() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("dca-sim: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    println!(
+        "simulating seeds {}..{}: {} agents x {} printers, {} customers, {} h, collecting every {} s{}",
+        args.seed,
+        args.seed.saturating_add(args.seeds.saturating_sub(1)),
+        cfg.agents,
+        cfg.printers,
+        cfg.customers,
+        cfg.hours,
+        cfg.interval_s,
+        cfg.plant
+            .map_or_else(String::new, |p| format!(", planted bug: {}", p.name()))
+    );
+    let summary = simulate::run(&cfg, args.seed, args.seeds, |r| {
+        if args.verbose || args.seeds == 1 {
+            println!(
+                "seed {}: {} in {:.2} s, {:.1} h simulated, {} events, {} checks, {} readings stored, trace {:016x}",
+                r.seed,
+                if r.passed() { "ok" } else { "FAILED" },
+                r.real.as_secs_f64(),
+                r.virtual_ms as f64 / 3.6e6,
+                r.events,
+                r.checks,
+                r.readings_stored,
+                r.trace_hash
+            );
+            for f in &r.flagged {
+                println!("  flagged: counters went backwards on {f}");
+            }
+            for n in &r.notes {
+                println!("  note: {n}");
+            }
+        }
+        if !r.passed() {
+            println!("seed {} FAILED:", r.seed);
+            for v in &r.violations {
+                println!("  {v}");
+            }
+            println!("  replay: {}", cfg.replay_command(r.seed));
+        }
+    });
+    print!("{}", summary.render());
+    if summary.passed() {
+        ExitCode::SUCCESS
+    } else {
+        println!(
+            "FAILED seeds: {}",
+            summary
+                .failed
+                .iter()
+                .map(|r| r.seed.to_string())
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
+        ExitCode::FAILURE
     }
 }
 

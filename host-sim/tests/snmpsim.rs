@@ -16,7 +16,12 @@ const SNMPSIM_CANNOT_SERVE: &[(&str, &str)] = &[(
      request; dca-sim skips those lines and reports them",
 )];
 
-fn start_snmpsim(program: &std::path::Path, data_dir: &std::path::Path, endpoint: &str) -> Running {
+fn start_snmpsim(
+    program: &std::path::Path,
+    snmpget: &std::path::Path,
+    data_dir: &std::path::Path,
+    endpoint: &str,
+) -> Running {
     let cache = std::env::temp_dir().join(format!("dca-snmpsim-cache-{}", std::process::id()));
     std::fs::create_dir_all(&cache).unwrap();
     // snmpsim drops to nobody, who must be able to write its index cache.
@@ -30,7 +35,7 @@ fn start_snmpsim(program: &std::path::Path, data_dir: &std::path::Path, endpoint
     // snmpsim reports "Listening" a moment before it reads its socket: the
     // first request can be lost. Wait until it answers, boundedly.
     for _ in 0..30 {
-        let probe = Command::new("snmpget")
+        let probe = Command::new(snmpget)
             .args([
                 "-v2c",
                 "-c",
@@ -61,12 +66,16 @@ fn walks_of_dca_sim_and_snmpsim_agree() {
     ]) else {
         return;
     };
-    let (Some(bulkwalk), Some(snmpwalk)) = (peer(&["snmpbulkwalk"]), peer(&["snmpwalk"])) else {
+    let (Some(bulkwalk), Some(snmpwalk), Some(snmpget)) = (
+        peer(&["snmpbulkwalk"]),
+        peer(&["snmpwalk"]),
+        peer(&["snmpget"]),
+    ) else {
         return;
     };
     // snmpsim derives communities from paths: give it one without "..".
     let dir = std::fs::canonicalize(support::corpus().join("librenms/snmprec")).unwrap();
-    let _reference = start_snmpsim(&snmpsim, &dir, "127.12.0.1:1161");
+    let _reference = start_snmpsim(&snmpsim, &snmpget, &dir, "127.12.0.1:1161");
     let sim = Sim::start(
         "snmpsim",
         &[

@@ -23,6 +23,7 @@ fuzz_target!(|data: &[u8]| {
             let len = req
                 .encode(&mut buf)
                 .expect("a decoded request fits twice its size");
+            assert_eq!(req.encoded_len(), len);
             assert_eq!(Request::decode(&buf[..len]).as_ref(), Ok(&req));
             if let Request::Upload { readings, .. } = req {
                 for r in readings.iter() {
@@ -42,6 +43,7 @@ fuzz_target!(|data: &[u8]| {
             let len = resp
                 .encode(&mut buf)
                 .expect("a decoded response fits twice its size");
+            assert_eq!(resp.encoded_len(), len);
             assert_eq!(Response::decode(&buf[..len]).as_ref(), Ok(&resp));
         }
         Err(e) => check_offset(e, data.len()),

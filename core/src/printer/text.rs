@@ -139,7 +139,7 @@ fn trim_trailing_nuls(mut raw: &[u8]) -> &[u8] {
 /// Whether the octets are UTF-16, and in which byte order.
 fn utf16_layout(mut raw: &[u8]) -> Option<(bool, &[u8])> {
     // A trailing NUL code unit is padding, not a sign against UTF-16.
-    while raw.len() % 2 == 0
+    while raw.len().is_multiple_of(2)
         && let [rest @ .., 0, 0] = raw
     {
         raw = rest;
@@ -151,7 +151,7 @@ fn utf16_layout(mut raw: &[u8]) -> Option<(bool, &[u8])> {
     }
     // Without a mark: at least two characters, even length, and every high
     // octet zero (Latin text in UTF-16), on the same side throughout.
-    if raw.len() < 4 || raw.len() % 2 != 0 {
+    if raw.len() < 4 || !raw.len().is_multiple_of(2) {
         return None;
     }
     let pairs = || raw.chunks_exact(2);

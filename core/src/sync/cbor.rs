@@ -6,8 +6,29 @@ use minicbor::data::Type;
 use minicbor::encode::Write;
 use minicbor::{Decoder, Encoder};
 
-pub(crate) type Enc<'w> = Encoder<minicbor::encode::write::Cursor<&'w mut [u8]>>;
+/// An encoder over any writer: a caller's buffer, or a [`Counter`].
+pub(crate) type Enc<W> = Encoder<W>;
 pub(crate) type EncResult = Result<(), Error>;
+
+/// A writer that only counts, so every encoder can say how long its output
+/// will be before a caller sizes a buffer for it.
+#[derive(Debug, Default)]
+pub(crate) struct Counter(usize);
+
+impl Counter {
+    pub(crate) fn len(&self) -> usize {
+        self.0
+    }
+}
+
+impl Write for Counter {
+    type Error = core::convert::Infallible;
+
+    fn write_all(&mut self, buf: &[u8]) -> Result<(), Self::Error> {
+        self.0 = self.0.saturating_add(buf.len());
+        Ok(())
+    }
+}
 
 pub(crate) fn map_len(d: &mut Decoder<'_>) -> Result<u64, Error> {
     d.map()?.ok_or(Error::Invalid("indefinite-length map"))
@@ -30,10 +51,7 @@ pub(crate) fn opt<'b, T>(
     }
 }
 
-pub(crate) fn put_opt_i32<W: Write>(e: &mut Encoder<W>, v: Option<i32>) -> Result<(), Error>
-where
-    W::Error: core::fmt::Debug,
-{
+pub(crate) fn put_opt_i32<W: Write>(e: &mut Encoder<W>, v: Option<i32>) -> Result<(), Error> {
     match v {
         Some(v) => e.i32(v)?,
         None => e.null()?,
@@ -41,10 +59,7 @@ where
     Ok(())
 }
 
-pub(crate) fn put_opt_u32<W: Write>(e: &mut Encoder<W>, v: Option<u32>) -> Result<(), Error>
-where
-    W::Error: core::fmt::Debug,
-{
+pub(crate) fn put_opt_u32<W: Write>(e: &mut Encoder<W>, v: Option<u32>) -> Result<(), Error> {
     match v {
         Some(v) => e.u32(v)?,
         None => e.null()?,
@@ -53,13 +68,13 @@ where
 }
 
 /// Writes bytes that are already CBOR (a reading encoded earlier) as they are.
-pub(crate) fn put_raw(e: &mut Enc<'_>, raw: &[u8]) -> EncResult {
+pub(crate) fn put_raw<W: Write>(e: &mut Enc<W>, raw: &[u8]) -> EncResult {
     e.writer_mut()
         .write_all(raw)
         .map_err(|_| Error::BufferTooSmall)
 }
 
-pub(crate) fn put_clock(e: &mut Enc<'_>, c: &Clock) -> EncResult {
+pub(crate) fn put_clock<W: Write>(e: &mut Enc<W>, c: &Clock) -> EncResult {
     let entries = if c.wall_ms.is_some() { 3 } else { 2 };
     e.map(entries)?;
     if let Some(wall) = c.wall_ms {

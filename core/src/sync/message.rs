@@ -3,11 +3,12 @@
 //! the protocol version, key 1 the kind, and unknown keys are skipped so a
 //! newer peer can add fields without breaking an older one.
 
+use super::batch::BatchId;
 use super::cbor::{self, Enc, EncResult, array_len, map_len};
 use super::{Clock, Error, VERSION};
 use heapless::Vec;
 use minicbor::Decoder;
-use minicbor::encode::write::Cursor;
+use minicbor::encode::write::{Cursor, Write};
 
 /// How many tasks one `tasks` response carries at most; the agent polls again
 /// for the rest.
@@ -21,7 +22,7 @@ mod key {
     pub const HOSTNAME: u64 = 4;
     pub const CAPABILITIES: u64 = 5;
     pub const CLOCK: u64 = 6;
-    pub const SEQ: u64 = 7;
+    pub const POSITION: u64 = 7;
     pub const READINGS: u64 = 8;
     pub const TASK: u64 = 9;
     pub const OK: u64 = 10;
@@ -30,12 +31,16 @@ mod key {
     pub const SECRET: u64 = 13;
     pub const CUSTOMER: u64 = 14;
     pub const SERVER_MS: u64 = 15;
-    pub const ACKED: u64 = 16;
     pub const POLL_INTERVAL: u64 = 17;
     pub const STORED: u64 = 18;
     pub const TASKS: u64 = 19;
     pub const CODE: u64 = 20;
     pub const REASON: u64 = 21;
+    pub const BATCH: u64 = 22;
+    pub const LAST_BATCH: u64 = 23;
+    pub const HELD: u64 = 24;
+    pub const DUPLICATE: u64 = 25;
+    pub const AFTER: u64 = 26;
 }
 
 mod kind {
@@ -49,6 +54,7 @@ mod kind {
     pub const ACK: u64 = 67;
     pub const TASKS: u64 = 68;
     pub const REJECTED: u64 = 69;
+    pub const NOTED: u64 = 70;
 }
 
 /// Capability bits an agent announces in `hello`.
@@ -110,9 +116,18 @@ pub enum Request<'b> {
         capabilities: u32,
         clock: Clock,
     },
-    /// A batch of readings with the agent's next sequence number.
+    /// A batch of readings, named by its content digest. `position` is the
+    /// batch's place in the agent's journal, for logs only: the cloud keys
+    /// batches on `batch`, so numbering can never block delivery.
     Upload {
-        seq: u64,
+        batch: BatchId,
+        /// The batch before this one in the agent's journal, which the
+        /// cloud must hold before it stores this one (`None`: the first the
+        /// journal holds). It keeps what the cloud holds a prefix of the
+        /// journal even when the cloud is restored from a backup while a
+        /// round is under way.
+        after: Option<BatchId>,
+        position: u64,
         sent: Clock,
         readings: Readings<'b>,
     },
@@ -184,16 +199,26 @@ pub enum Response<'b> {
     },
     Welcome {
         server_ms: u64,
-        /// The highest sequence number the cloud has stored for this agent.
-        acked: u64,
+        /// The newest batch this agent delivered that the cloud holds: the
+        /// agent's journal is delivered in order, so every batch journaled
+        /// before it is held too, and every one after it is not (a cloud
+        /// restored from an older backup names an older batch).
+        last_batch: Option<BatchId>,
+        /// How many of this agent's batches the cloud holds.
+        held: u64,
         poll_interval_s: u32,
     },
+    /// A batch is safe in the cloud.
     Ack {
-        /// The highest sequence number stored; every batch up to it is safe.
-        acked: u64,
-        /// Readings this request stored (0 when it was a replay).
+        batch: BatchId,
+        /// Readings this request stored (0 when the batch was held already).
         stored: u32,
+        /// The cloud held the batch already (a lost ack, a restored agent, a
+        /// re-enrolled one): nothing was stored twice.
+        duplicate: bool,
     },
+    /// A task result was recorded.
+    Noted,
     Tasks(Vec<Task<'b>, MAX_TASKS>),
     /// The request was refused; `code` is the HTTP status that carried it.
     Rejected {
@@ -202,7 +227,7 @@ pub enum Response<'b> {
     },
 }
 
-fn header(e: &mut Enc<'_>, entries: u64, kind: u64) -> EncResult {
+fn header<W: Write>(e: &mut Enc<W>, entries: u64, kind: u64) -> EncResult {
     e.map(entries.saturating_add(2))?
         .u64(key::VERSION)?
         .u64(VERSION)?
@@ -211,21 +236,59 @@ fn header(e: &mut Enc<'_>, entries: u64, kind: u64) -> EncResult {
     Ok(())
 }
 
-fn finish(e: Enc<'_>) -> usize {
-    e.into_writer().position()
+/// An upload up to its readings: the session writes the journal record (the
+/// readings array) right after it, then [`put_upload_tail`].
+pub(crate) fn put_upload_head<W: Write>(
+    e: &mut Enc<W>,
+    position: u64,
+    sent: &Clock,
+    has_after: bool,
+) -> EncResult {
+    header(e, if has_after { 5 } else { 4 }, kind::UPLOAD)?;
+    e.u64(key::CLOCK)?;
+    cbor::put_clock(e, sent)?;
+    e.u64(key::POSITION)?.u64(position)?;
+    e.u64(key::READINGS)?;
+    Ok(())
+}
+
+/// An upload after its readings.
+pub(crate) fn put_upload_tail<W: Write>(
+    e: &mut Enc<W>,
+    batch: &BatchId,
+    after: Option<&BatchId>,
+) -> EncResult {
+    e.u64(key::BATCH)?.bytes(&batch.0)?;
+    if let Some(a) = after {
+        e.u64(key::AFTER)?.bytes(&a.0)?;
+    }
+    Ok(())
 }
 
 impl Request<'_> {
     /// Encodes into `buf`, returning the length used.
     pub fn encode(&self, buf: &mut [u8]) -> Result<usize, Error> {
         let mut e = Enc::new(Cursor::new(buf));
+        self.encode_to(&mut e)?;
+        Ok(e.into_writer().position())
+    }
+
+    /// The length [`Request::encode`] needs.
+    pub fn encoded_len(&self) -> usize {
+        let mut e = Enc::new(cbor::Counter::default());
+        // Counting cannot fail.
+        let _ = self.encode_to(&mut e);
+        e.into_writer().len()
+    }
+
+    fn encode_to<W: Write>(&self, e: &mut Enc<W>) -> EncResult {
         match self {
             Request::Enroll {
                 token,
                 agent_version,
                 hostname,
             } => {
-                header(&mut e, 3, kind::ENROLL)?;
+                header(e, 3, kind::ENROLL)?;
                 e.u64(key::TOKEN)?.str(token)?;
                 e.u64(key::AGENT_VERSION)?.str(agent_version)?;
                 e.u64(key::HOSTNAME)?.str(hostname)?;
@@ -235,33 +298,33 @@ impl Request<'_> {
                 capabilities,
                 clock,
             } => {
-                header(&mut e, 3, kind::HELLO)?;
+                header(e, 3, kind::HELLO)?;
                 e.u64(key::AGENT_VERSION)?.str(agent_version)?;
                 e.u64(key::CAPABILITIES)?.u32(*capabilities)?;
                 e.u64(key::CLOCK)?;
-                cbor::put_clock(&mut e, clock)?;
+                cbor::put_clock(e, clock)?;
             }
             Request::Upload {
-                seq,
+                batch,
+                after,
+                position,
                 sent,
                 readings,
             } => {
-                header(&mut e, 3, kind::UPLOAD)?;
-                e.u64(key::SEQ)?.u64(*seq)?;
-                e.u64(key::CLOCK)?;
-                cbor::put_clock(&mut e, sent)?;
-                e.u64(key::READINGS)?.array(readings.count)?;
-                cbor::put_raw(&mut e, readings.raw)?;
+                put_upload_head(e, *position, sent, after.is_some())?;
+                e.array(readings.count)?;
+                cbor::put_raw(e, readings.raw)?;
+                put_upload_tail(e, batch, after.as_ref())?;
             }
-            Request::TaskPoll => header(&mut e, 0, kind::TASK_POLL)?,
+            Request::TaskPoll => header(e, 0, kind::TASK_POLL)?,
             Request::TaskResult { task, ok, detail } => {
-                header(&mut e, 3, kind::TASK_RESULT)?;
+                header(e, 3, kind::TASK_RESULT)?;
                 e.u64(key::TASK)?.u64(*task)?;
                 e.u64(key::OK)?.bool(*ok)?;
                 e.u64(key::DETAIL)?.str(detail)?;
             }
         }
-        Ok(finish(e))
+        Ok(())
     }
 }
 
@@ -269,34 +332,78 @@ impl Response<'_> {
     /// Encodes into `buf`, returning the length used.
     pub fn encode(&self, buf: &mut [u8]) -> Result<usize, Error> {
         let mut e = Enc::new(Cursor::new(buf));
+        self.encode_to(&mut e, VERSION)?;
+        Ok(e.into_writer().position())
+    }
+
+    /// The length [`Response::encode`] needs.
+    pub fn encoded_len(&self) -> usize {
+        let mut e = Enc::new(cbor::Counter::default());
+        let _ = self.encode_to(&mut e, VERSION);
+        e.into_writer().len()
+    }
+
+    /// Encodes a refusal in protocol `version`'s framing, so an agent that
+    /// speaks an older version can still read why it was refused (the
+    /// `rejected` message has kept its shape since version 1).
+    pub fn encode_rejection(
+        version: u64,
+        code: u16,
+        reason: &str,
+        buf: &mut [u8],
+    ) -> Result<usize, Error> {
+        let mut e = Enc::new(Cursor::new(buf));
+        Response::Rejected { code, reason }.encode_to(&mut e, version)?;
+        Ok(e.into_writer().position())
+    }
+
+    fn encode_to<W: Write>(&self, e: &mut Enc<W>, version: u64) -> EncResult {
+        let header = |e: &mut Enc<W>, entries: u64, kind: u64| -> EncResult {
+            e.map(entries.saturating_add(2))?
+                .u64(key::VERSION)?
+                .u64(version)?
+                .u64(key::KIND)?
+                .u64(kind)?;
+            Ok(())
+        };
         match self {
             Response::Enrolled {
                 agent_id,
                 secret,
                 customer,
             } => {
-                header(&mut e, 3, kind::ENROLLED)?;
+                header(e, 3, kind::ENROLLED)?;
                 e.u64(key::AGENT_ID)?.str(agent_id)?;
                 e.u64(key::SECRET)?.str(secret)?;
                 e.u64(key::CUSTOMER)?.str(customer)?;
             }
             Response::Welcome {
                 server_ms,
-                acked,
+                last_batch,
+                held,
                 poll_interval_s,
             } => {
-                header(&mut e, 3, kind::WELCOME)?;
+                header(e, if last_batch.is_some() { 4 } else { 3 }, kind::WELCOME)?;
                 e.u64(key::SERVER_MS)?.u64(*server_ms)?;
-                e.u64(key::ACKED)?.u64(*acked)?;
                 e.u64(key::POLL_INTERVAL)?.u32(*poll_interval_s)?;
+                if let Some(b) = last_batch {
+                    e.u64(key::LAST_BATCH)?.bytes(&b.0)?;
+                }
+                e.u64(key::HELD)?.u64(*held)?;
             }
-            Response::Ack { acked, stored } => {
-                header(&mut e, 2, kind::ACK)?;
-                e.u64(key::ACKED)?.u64(*acked)?;
+            Response::Ack {
+                batch,
+                stored,
+                duplicate,
+            } => {
+                header(e, 3, kind::ACK)?;
                 e.u64(key::STORED)?.u32(*stored)?;
+                e.u64(key::BATCH)?.bytes(&batch.0)?;
+                e.u64(key::DUPLICATE)?.bool(*duplicate)?;
             }
+            Response::Noted => header(e, 0, kind::NOTED)?,
             Response::Tasks(tasks) => {
-                header(&mut e, 1, kind::TASKS)?;
+                header(e, 1, kind::TASKS)?;
                 e.u64(key::TASKS)?.array(tasks.len() as u64)?;
                 for t in tasks {
                     e.map(3)?;
@@ -306,12 +413,12 @@ impl Response<'_> {
                 }
             }
             Response::Rejected { code, reason } => {
-                header(&mut e, 2, kind::REJECTED)?;
+                header(e, 2, kind::REJECTED)?;
                 e.u64(key::CODE)?.u16(*code)?;
                 e.u64(key::REASON)?.str(reason)?;
             }
         }
-        Ok(finish(e))
+        Ok(())
     }
 }
 
@@ -325,7 +432,12 @@ struct Fields<'b> {
     hostname: Option<&'b str>,
     capabilities: Option<u32>,
     clock: Option<Clock>,
-    seq: Option<u64>,
+    position: Option<u64>,
+    batch: Option<BatchId>,
+    after: Option<BatchId>,
+    last_batch: Option<BatchId>,
+    held: Option<u64>,
+    duplicate: Option<bool>,
     readings: Option<Readings<'b>>,
     task: Option<u64>,
     ok: Option<bool>,
@@ -334,7 +446,6 @@ struct Fields<'b> {
     secret: Option<&'b str>,
     customer: Option<&'b str>,
     server_ms: Option<u64>,
-    acked: Option<u64>,
     poll_interval: Option<u32>,
     stored: Option<u32>,
     tasks: Option<Vec<Task<'b>, MAX_TASKS>>,
@@ -372,6 +483,13 @@ fn task<'b>(d: &mut Decoder<'b>) -> Result<Task<'b>, Error> {
     })
 }
 
+fn batch_id(d: &mut Decoder<'_>) -> Result<BatchId, Error> {
+    d.bytes()?
+        .try_into()
+        .map(BatchId)
+        .map_err(|_| Error::Invalid("batch id (must be 32 bytes)"))
+}
+
 fn tasks<'b>(d: &mut Decoder<'b>) -> Result<Vec<Task<'b>, MAX_TASKS>, Error> {
     let mut out = Vec::new();
     for _ in 0..array_len(d)? {
@@ -393,7 +511,12 @@ impl<'b> Fields<'b> {
                 key::HOSTNAME => f.hostname = Some(d.str()?),
                 key::CAPABILITIES => f.capabilities = Some(d.u32()?),
                 key::CLOCK => f.clock = Some(cbor::clock(&mut d)?),
-                key::SEQ => f.seq = Some(d.u64()?),
+                key::POSITION => f.position = Some(d.u64()?),
+                key::BATCH => f.batch = Some(batch_id(&mut d)?),
+                key::AFTER => f.after = Some(batch_id(&mut d)?),
+                key::LAST_BATCH => f.last_batch = Some(batch_id(&mut d)?),
+                key::HELD => f.held = Some(d.u64()?),
+                key::DUPLICATE => f.duplicate = Some(d.bool()?),
                 key::READINGS => f.readings = Some(readings(&mut d)?),
                 key::TASK => f.task = Some(d.u64()?),
                 key::OK => f.ok = Some(d.bool()?),
@@ -402,7 +525,6 @@ impl<'b> Fields<'b> {
                 key::SECRET => f.secret = Some(d.str()?),
                 key::CUSTOMER => f.customer = Some(d.str()?),
                 key::SERVER_MS => f.server_ms = Some(d.u64()?),
-                key::ACKED => f.acked = Some(d.u64()?),
                 key::POLL_INTERVAL => f.poll_interval = Some(d.u32()?),
                 key::STORED => f.stored = Some(d.u32()?),
                 key::TASKS => f.tasks = Some(tasks(&mut d)?),
@@ -446,7 +568,9 @@ impl<'b> Request<'b> {
                 clock: need(f.clock, "clock")?,
             },
             kind::UPLOAD => Request::Upload {
-                seq: need(f.seq, "seq")?,
+                batch: need(f.batch, "batch")?,
+                after: f.after,
+                position: f.position.unwrap_or(0),
                 sent: need(f.clock, "clock")?,
                 readings: need(f.readings, "readings")?,
             },
@@ -473,13 +597,16 @@ impl<'b> Response<'b> {
             },
             kind::WELCOME => Response::Welcome {
                 server_ms: need(f.server_ms, "server_ms")?,
-                acked: need(f.acked, "acked")?,
+                last_batch: f.last_batch,
+                held: f.held.unwrap_or(0),
                 poll_interval_s: f.poll_interval.unwrap_or(0),
             },
             kind::ACK => Response::Ack {
-                acked: need(f.acked, "acked")?,
+                batch: need(f.batch, "batch")?,
                 stored: f.stored.unwrap_or(0),
+                duplicate: f.duplicate.unwrap_or(false),
             },
+            kind::NOTED => Response::Noted,
             kind::TASKS => Response::Tasks(f.tasks.unwrap_or_default()),
             kind::REJECTED => Response::Rejected {
                 code: need(f.code, "code")?,

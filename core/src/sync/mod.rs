@@ -7,16 +7,20 @@
 //! [`crate::printer::Snapshot`] into the reading a batch carries, and [`http`]
 //! builds and parses the requests and responses that carry them.
 
+pub mod batch;
 mod cbor;
 pub mod http;
+pub mod journal;
 pub mod message;
 pub mod reading;
+pub mod session;
+pub mod task;
 
 use core::fmt;
 
 /// The protocol version every message carries (key 0). A peer refuses a
 /// version it does not speak rather than guess at its meaning.
-pub const VERSION: u64 = 1;
+pub const VERSION: u64 = 2;
 /// The one path every exchange is posted to.
 pub const ENDPOINT: &str = "/v1/sync";
 /// The content type of every request and response body.

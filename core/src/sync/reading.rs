@@ -13,7 +13,7 @@ use crate::printer::{
 };
 use heapless::Vec;
 use minicbor::Decoder;
-use minicbor::encode::write::Cursor;
+use minicbor::encode::write::{Cursor, Write};
 
 mod key {
     pub const AT: u64 = 0;
@@ -104,14 +104,14 @@ pub fn key_of<'a>(s: &'a Snapshot, address: Option<&'a str>) -> Option<DeviceKey
     )
 }
 
-fn put_text(e: &mut Enc<'_>, key: u64, text: &str) -> EncResult {
+fn put_text<W: Write>(e: &mut Enc<W>, key: u64, text: &str) -> EncResult {
     if !text.is_empty() {
         e.u64(key)?.str(text)?;
     }
     Ok(())
 }
 
-fn put_trays(e: &mut Enc<'_>, key: u64, trays: &[printer::Tray]) -> EncResult {
+fn put_trays<W: Write>(e: &mut Enc<W>, key: u64, trays: &[printer::Tray]) -> EncResult {
     if trays.is_empty() {
         return Ok(());
     }
@@ -133,6 +133,25 @@ pub fn encode(
     address: Option<&str>,
     buf: &mut [u8],
 ) -> Result<usize, Error> {
+    let mut e = Enc::new(Cursor::new(buf));
+    encode_to(&mut e, s, at, address)?;
+    Ok(e.into_writer().position())
+}
+
+/// The length [`encode`] needs for the same reading.
+pub fn encoded_len(s: &Snapshot, at: &Clock, address: Option<&str>) -> usize {
+    let mut e = Enc::new(cbor::Counter::default());
+    // Counting cannot fail.
+    let _ = encode_to(&mut e, s, at, address);
+    e.into_writer().len()
+}
+
+fn encode_to<W: Write>(
+    e: &mut Enc<W>,
+    s: &Snapshot,
+    at: &Clock,
+    address: Option<&str>,
+) -> EncResult {
     let id = &s.identity;
     let vendor = id.vendor.map_or("", |v| v.id());
     let texts = [
@@ -162,21 +181,20 @@ pub fn encode(
         .count()
         .saturating_add(texts.iter().filter(|(_, t)| !t.is_empty()).count());
 
-    let mut e = Enc::new(Cursor::new(buf));
     e.map(entries as u64)?;
     e.u64(key::AT)?;
-    cbor::put_clock(&mut e, at)?;
+    cbor::put_clock(e, at)?;
     // Keys in ascending order, as deterministic CBOR has them.
     let (before_mac, after_mac) = texts.split_at(2);
     for (k, t) in before_mac {
-        put_text(&mut e, *k, t)?;
+        put_text(e, *k, t)?;
     }
     if let Some(mac) = id.mac {
         e.u64(key::MAC)?.bytes(&mac)?;
     }
     let (identity, contact) = after_mac.split_at(after_mac.len().saturating_sub(1));
     for (k, t) in identity {
-        put_text(&mut e, *k, t)?;
+        put_text(e, *k, t)?;
     }
     if let Some(up) = id.sys_uptime_cs {
         e.u64(key::UPTIME)?.u32(up)?;
@@ -191,37 +209,37 @@ pub fn encode(
         e.u64(key::SUPPLIES)?.array(s.supplies.len() as u64)?;
         for x in &s.supplies {
             e.array(10)?.u32(x.index)?.str(x.description.as_str())?;
-            cbor::put_opt_i32(&mut e, x.supply_type)?;
-            cbor::put_opt_i32(&mut e, x.class)?;
-            cbor::put_opt_i32(&mut e, x.unit)?;
+            cbor::put_opt_i32(e, x.supply_type)?;
+            cbor::put_opt_i32(e, x.class)?;
+            cbor::put_opt_i32(e, x.unit)?;
             e.str(x.colorant.as_str())?;
-            cbor::put_opt_i32(&mut e, x.max_capacity)?;
-            cbor::put_opt_i32(&mut e, x.level)?;
+            cbor::put_opt_i32(e, x.max_capacity)?;
+            cbor::put_opt_i32(e, x.level)?;
             e.str(x.state().id())?.str(x.part_number.as_str())?;
         }
     }
-    put_trays(&mut e, key::TRAYS, &s.trays)?;
-    put_trays(&mut e, key::OUTPUTS, &s.outputs)?;
+    put_trays(e, key::TRAYS, &s.trays)?;
+    put_trays(e, key::OUTPUTS, &s.outputs)?;
     if !s.alerts.is_empty() {
         e.u64(key::ALERTS)?.array(s.alerts.len() as u64)?;
         for a in &s.alerts {
             e.array(5)?;
-            cbor::put_opt_i32(&mut e, a.severity)?;
-            cbor::put_opt_i32(&mut e, a.group)?;
-            cbor::put_opt_i32(&mut e, a.code)?;
+            cbor::put_opt_i32(e, a.severity)?;
+            cbor::put_opt_i32(e, a.group)?;
+            cbor::put_opt_i32(e, a.code)?;
             e.str(a.description.as_str())?;
-            cbor::put_opt_u32(&mut e, a.time_cs)?;
+            cbor::put_opt_u32(e, a.time_cs)?;
         }
     }
     let st = &s.status;
     e.u64(key::STATUS)?.array(4)?;
-    cbor::put_opt_i32(&mut e, st.device_status)?;
-    cbor::put_opt_i32(&mut e, st.printer_status)?;
+    cbor::put_opt_i32(e, st.device_status)?;
+    cbor::put_opt_i32(e, st.printer_status)?;
     e.bytes(&st.error_state)?.str(st.console.as_str())?;
     for (k, t) in contact {
-        put_text(&mut e, *k, t)?;
+        put_text(e, *k, t)?;
     }
-    Ok(e.into_writer().position())
+    Ok(())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,10 +1,11 @@
-//! What the agent keeps on disk, in its state directory: its identity
-//! (`agent.json`, readable by its owner only) and the outbox, a journal of
-//! batches not yet acknowledged by the cloud (`outbox/<seq>.cbor`, each the
-//! exact request body, so a re-send is byte for byte the same batch).
+//! What the agent keeps on disk, in its state directory: its identity and
+//! the settings the cloud may change (`agent.json`, readable by its owner
+//! only). The batches waiting for the cloud are the journal's
+//! (`crate::journal`), which also locks the directory.
 //!
-//! Every file is written to a temporary name, synced, then renamed, so a
-//! crash or a full disk leaves either the old file or the new one.
+//! Every file is written to a temporary name of this process, synced, then
+//! renamed, so a crash or a full disk leaves either the old file or the new
+//! one.
 
 use serde_json::{Value, json};
 use std::io::Write;
@@ -46,8 +47,6 @@ pub struct AgentState {
     pub pin: Option<String>,
     /// CA file trusted for the cloud, when given.
     pub ca: Option<PathBuf>,
-    /// The next batch's sequence number.
-    pub next_seq: u64,
     /// Targets set by the cloud (`set_targets`), used when none are given.
     pub targets: Vec<String>,
     /// Seconds between collections, set by the cloud (`set_schedule`).
@@ -65,13 +64,14 @@ impl AgentState {
             "customer": self.customer,
             "pin": self.pin,
             "ca": self.ca.as_ref().map(|p| p.display().to_string()),
-            "next_seq": self.next_seq,
             "targets": self.targets,
             "schedule_s": self.schedule_s,
             "log_level": self.log_level,
         })
     }
 
+    /// Reads `agent.json`; fields it does not know (version 1's `next_seq`)
+    /// are ignored.
     fn from_json(v: &Value, path: &Path) -> Result<AgentState, String> {
         let text = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
         let need =
@@ -83,11 +83,6 @@ impl AgentState {
             customer: text("customer").unwrap_or_default(),
             pin: text("pin"),
             ca: text("ca").map(PathBuf::from),
-            next_seq: v
-                .get("next_seq")
-                .and_then(Value::as_u64)
-                .unwrap_or(1)
-                .max(1),
             targets: v
                 .get("targets")
                 .and_then(Value::as_array)
@@ -110,9 +105,16 @@ impl AgentState {
 /// Writes `bytes` to `path` atomically and durably.
 fn write_durably(path: &Path, bytes: &[u8], private: bool) -> Result<(), String> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = path.with_extension("tmp");
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    // Never a name another process could be writing too.
+    let tmp = dir.join(format!(".{name}.{}-{n}.tmp", std::process::id()));
     let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
+    opts.write(true).create_new(true);
     #[cfg(unix)]
     if private {
         std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
@@ -124,10 +126,11 @@ fn write_durably(path: &Path, bytes: &[u8], private: bool) -> Result<(), String>
         .and_then(|mut f| f.write_all(bytes).and_then(|()| f.sync_all()))
         .and_then(|()| std::fs::rename(&tmp, path))
         // The rename is durable once the directory is synced.
-        .and_then(|()| {
-            std::fs::File::open(dir)
-                .and_then(|d| d.sync_all())
-                .or(Ok(()))
+        .and_then(|()| match std::fs::File::open(dir) {
+            Ok(d) => d.sync_all(),
+            // Windows cannot open a directory to sync it.
+            Err(_) if cfg!(windows) => Ok(()),
+            Err(e) => Err(e),
         });
     result.map_err(|e| {
         let _ = std::fs::remove_file(&tmp);
@@ -151,10 +154,6 @@ impl StateDir {
 
     fn identity_path(&self) -> PathBuf {
         self.dir.join("agent.json")
-    }
-
-    fn outbox(&self) -> PathBuf {
-        self.dir.join("outbox")
     }
 
     pub fn is_enrolled(&self) -> bool {
@@ -184,54 +183,6 @@ impl StateDir {
         let text = serde_json::to_string_pretty(&s.to_json()).map_err(|e| e.to_string())?;
         write_durably(&self.identity_path(), text.as_bytes(), true)
     }
-
-    /// Journals batch `seq` (its request body) until the cloud acknowledges it.
-    pub fn journal(&self, seq: u64, body: &[u8]) -> Result<(), String> {
-        let dir = self.outbox();
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-        write_durably(&dir.join(format!("{seq:020}.cbor")), body, true)
-    }
-
-    /// The journaled batches, oldest first; files that are not batches are
-    /// left alone.
-    pub fn pending(&self) -> Result<Vec<(u64, PathBuf)>, String> {
-        let dir = self.outbox();
-        let entries = match std::fs::read_dir(&dir) {
-            Ok(e) => e,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(format!("cannot list {}: {e}", dir.display())),
-        };
-        let mut out: Vec<(u64, PathBuf)> = entries
-            .filter_map(Result::ok)
-            .filter_map(|e| {
-                let p = e.path();
-                let seq = p
-                    .extension()
-                    .filter(|x| *x == "cbor")
-                    .and(p.file_stem())?
-                    .to_str()?
-                    .parse()
-                    .ok()?;
-                Some((seq, p))
-            })
-            .collect();
-        out.sort();
-        Ok(out)
-    }
-
-    /// Drops the journaled batches the cloud has acknowledged.
-    pub fn acknowledge(&self, acked: u64) -> Result<usize, String> {
-        let mut n = 0;
-        for (seq, path) in self.pending()? {
-            if seq <= acked {
-                std::fs::remove_file(&path)
-                    .map_err(|e| format!("cannot remove {}: {e}", path.display()))?;
-                n += 1;
-            }
-        }
-        Ok(n)
-    }
 }
 
 #[cfg(test)]
@@ -245,7 +196,7 @@ mod tests {
     }
 
     #[test]
-    fn identity_and_outbox_survive_a_reload() {
+    fn identity_and_settings_survive_a_reload() {
         let dir = StateDir::new(temp("reload"));
         assert!(dir.load().unwrap_err().contains("not enrolled"));
         let s = AgentState {
@@ -255,20 +206,20 @@ mod tests {
             customer: "acme".into(),
             pin: Some("ab".repeat(32)),
             ca: None,
-            next_seq: 3,
             targets: vec!["10.0.0.0/24".into()],
             schedule_s: Some(900),
-            log_level: None,
+            log_level: Some("debug".into()),
         };
         dir.save(&s).unwrap();
         assert_eq!(dir.load().unwrap(), s);
-        dir.journal(2, b"two").unwrap();
-        dir.journal(10, b"ten").unwrap();
-        std::fs::write(dir.path().join("outbox/notes.txt"), "x").unwrap();
-        let seqs: Vec<u64> = dir.pending().unwrap().iter().map(|(s, _)| *s).collect();
-        assert_eq!(seqs, [2, 10]);
-        assert_eq!(dir.acknowledge(9).unwrap(), 1);
-        assert_eq!(std::fs::read(&dir.pending().unwrap()[0].1).unwrap(), b"ten");
+        let text = std::fs::read_to_string(dir.path().join("agent.json")).unwrap();
+        assert!(!text.contains("next_seq"), "{text}");
+        // No temporary file is left behind.
+        let names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(names, ["agent.json"]);
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
@@ -279,5 +230,44 @@ mod tests {
             assert_eq!(mode & 0o077, 0, "the secret must not be readable by others");
         }
         let _ = std::fs::remove_dir_all(dir.path());
+    }
+
+    #[test]
+    fn a_version_1_file_loads_without_its_sequence_number() {
+        let dir = StateDir::new(temp("v1"));
+        std::fs::create_dir_all(dir.path()).unwrap();
+        std::fs::write(
+            dir.path().join("agent.json"),
+            r#"{"cloud": "https://c", "agent_id": "agt_1", "secret": "s",
+                "customer": "acme", "pin": null, "ca": null, "next_seq": 42,
+                "targets": ["10.0.0.1"], "schedule_s": null, "log_level": null}"#,
+        )
+        .unwrap();
+        let s = dir.load().unwrap();
+        assert_eq!(s.targets, ["10.0.0.1"]);
+        dir.save(&s).unwrap();
+        let text = std::fs::read_to_string(dir.path().join("agent.json")).unwrap();
+        assert!(!text.contains("next_seq"), "{text}");
+        let _ = std::fs::remove_dir_all(dir.path());
+    }
+
+    #[test]
+    fn a_failed_save_says_which_file_and_why() {
+        let dir = StateDir::new(temp("unwritable").join("agent.json-is-a-dir"));
+        std::fs::create_dir_all(dir.path().join("agent.json")).unwrap();
+        let s = AgentState {
+            cloud: "https://c".into(),
+            agent_id: "a".into(),
+            secret: "s".into(),
+            customer: String::new(),
+            pin: None,
+            ca: None,
+            targets: Vec::new(),
+            schedule_s: None,
+            log_level: None,
+        };
+        let e = dir.save(&s).unwrap_err();
+        assert!(e.contains("agent.json"), "{e}");
+        let _ = std::fs::remove_dir_all(temp("unwritable"));
     }
 }

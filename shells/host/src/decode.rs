@@ -34,7 +34,7 @@ fn parse_hex(text: &str) -> Result<Vec<u8>, String> {
     if digits.is_empty() {
         return Err("no hex digits given".into());
     }
-    if digits.len() % 2 != 0 {
+    if !digits.len().is_multiple_of(2) {
         return Err(format!("odd number of hex digits ({})", digits.len()));
     }
     digits

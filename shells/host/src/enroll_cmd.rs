@@ -3,9 +3,11 @@
 
 use crate::agent_state::{AgentState, StateDir, state_dir};
 use crate::cloud_link::{CloudUrl, Link};
-use crate::cloud_session::{SessionError, answer_of, proxy_for, trust_of};
+use crate::cloud_session::{AGENT_VERSION, proxy_for, trust_of};
 use crate::cloud_tls;
-use dca_core::sync::message::{Request, Response};
+use crate::journal::lock_state_dir;
+use dca_core::sync::message::Request;
+use dca_core::sync::session::{self, Enrolled, Failure};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -24,7 +26,7 @@ pub struct EnrollArgs {
     /// (default: the system's roots).
     #[arg(long, value_name = "FILE")]
     ca: Option<PathBuf>,
-    /// Where the agent keeps its identity and outbox.
+    /// Where the agent keeps its identity and journal.
     #[arg(long, value_name = "DIR")]
     state_dir: Option<PathBuf>,
     /// HTTP proxy (http://[user:password@]host:port); default HTTPS_PROXY.
@@ -60,6 +62,9 @@ pub fn run(args: &EnrollArgs) -> ExitCode {
 
 fn enroll(args: &EnrollArgs) -> Result<String, (u8, String)> {
     let dir = StateDir::new(state_dir(args.state_dir.as_deref()));
+    // Not while a `dca run` or `dca push` works in the directory: it would
+    // keep the old identity in memory and write it back.
+    let _lock = lock_state_dir(dir.path()).map_err(|e| (1, e.to_string()))?;
     if dir.is_enrolled() && !args.force {
         let who = dir
             .load()
@@ -86,37 +91,39 @@ fn enroll(args: &EnrollArgs) -> Result<String, (u8, String)> {
     let host = hostname();
     let req = Request::Enroll {
         token: args.token.trim(),
-        agent_version: env!("CARGO_PKG_VERSION"),
+        agent_version: AGENT_VERSION,
         hostname: &host,
     };
-    let mut body = vec![0u8; 1024 + args.token.len() + host.len()];
+    let mut body = vec![0u8; req.encoded_len()];
     let n = req.encode(&mut body).map_err(|e| (1, e.to_string()))?;
     let answer = link
         .exchange(None, &body[..n])
         .map_err(|e| (3, e.to_string()))?;
-    let state = answer_of(answer.status, &answer.body, |r| match r {
-        Response::Enrolled {
-            agent_id,
-            secret,
-            customer,
-        } => Some(AgentState {
-            cloud: url.to_url(),
-            agent_id: agent_id.to_string(),
-            secret: secret.to_string(),
-            customer: customer.to_string(),
-            pin: pin.clone(),
-            ca: args.ca.clone(),
-            next_seq: 1,
-            targets: Vec::new(),
-            schedule_s: None,
-            log_level: None,
-        }),
-        _ => None,
-    })
-    .map_err(|e| match e {
-        SessionError::Refused { .. } => (4, e.to_string()),
-        other => (3, other.to_string()),
-    })?;
+    let Enrolled {
+        agent_id,
+        secret,
+        customer,
+    } = session::enrollment(answer.status, &answer.body).map_err(
+        |(failure, why)| match failure {
+            Failure::Credentials => (4, format!("the cloud refused the token ({why})")),
+            Failure::Version => (
+                4,
+                format!("the cloud speaks another protocol version ({why}): upgrade this agent"),
+            ),
+            Failure::Unreachable => (3, format!("HTTP {}: {why}", answer.status)),
+        },
+    )?;
+    let state = AgentState {
+        cloud: url.to_url(),
+        agent_id: agent_id.to_string(),
+        secret: secret.to_string(),
+        customer: customer.to_string(),
+        pin: pin.clone(),
+        ca: args.ca.clone(),
+        targets: Vec::new(),
+        schedule_s: None,
+        log_level: None,
+    };
     dir.save(&state).map_err(|e| (1, e))?;
     Ok(format!(
         "enrolled as agent {} for customer {} at {}; identity kept in {}",

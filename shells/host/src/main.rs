@@ -7,6 +7,7 @@ mod cloud_tls;
 mod decode;
 mod demo_cmd;
 mod enroll_cmd;
+mod journal;
 mod poll_cmd;
 mod push_cmd;
 mod run_cmd;
@@ -41,12 +42,22 @@ enum Command {
     Enroll(enroll_cmd::EnrollArgs),
     /// Collect once and deliver the readings to the cloud, then run its tasks.
     ///
-    /// Exit codes: 0 delivered, 1 local trouble, 2 bad arguments or not
-    /// enrolled, 3 cloud unreachable (readings kept for the next push), 4
-    /// the cloud refused.
+    /// Exit codes: 0 delivered (a batch the cloud refused as malformed is
+    /// quarantined with a warning, and does not fail the push); 1 local
+    /// trouble (the state directory is in use by another dca, a batch could
+    /// not be journaled, even if it was delivered, a setting could not be
+    /// saved); 2 bad arguments or not enrolled; 3 cloud unreachable or
+    /// refusing for now (readings kept for the next push); 4 the cloud
+    /// refused this agent's credentials (re-enroll) or protocol version
+    /// (upgrade).
     Push(push_cmd::PushArgs),
     /// Run as a service: collect on a schedule, deliver, and take the
     /// cloud's tasks, until SIGINT or SIGTERM.
+    ///
+    /// Every failure that can heal (the cloud, the network, the journal, a
+    /// target) is logged and retried. Exit codes: 0 stopped by a signal; 1
+    /// the state directory is in use by another dca (or unusable); 2 bad
+    /// arguments or not enrolled.
     Run(run_cmd::RunArgs),
     /// Print an SNMP datagram as the codec reads it (hex; spaces and colons allowed).
     Decode {

@@ -34,6 +34,11 @@ pub struct SweepArgs {
     /// Devices walked at once.
     #[arg(long, default_value_t = 64)]
     pub parallel: usize,
+    /// Leave out host names that do not resolve (saying so in the summary)
+    /// rather than refuse the sweep: a service keeps collecting from the
+    /// rest, and tries the name again next time.
+    #[arg(skip)]
+    pub skip_unresolved: bool,
 }
 
 impl SweepArgs {
@@ -48,6 +53,7 @@ impl SweepArgs {
             retries: 1,
             exclude: Vec::new(),
             parallel: 64,
+            skip_unresolved: false,
         }
     }
 }
@@ -71,11 +77,32 @@ impl std::fmt::Display for SweepError {
 }
 
 /// What a sweep did.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Summary {
     pub stats: ScanStats,
     pub printers: u64,
     pub elapsed: std::time::Duration,
+    /// Targets left out because their names did not resolve (with
+    /// `skip_unresolved`), each with the reason.
+    pub unresolved: Vec<String>,
+}
+
+/// A target that cannot be an address expression nor a host name; host
+/// names are not resolved here (a name that does not resolve today may
+/// tomorrow).
+pub fn check_syntax(targets: &[String]) -> Result<(), String> {
+    for s in targets {
+        if let Err(syntax) = Target::parse(s)
+            && looks_numeric(s)
+        {
+            return Err(format!("{s}: {}", syntax.describe()));
+        }
+    }
+    Ok(())
+}
+
+fn looks_numeric(s: &str) -> bool {
+    s.chars().all(|c| c.is_ascii_digit() || ".-/:".contains(c))
 }
 
 /// Parses a target, resolving host names to one address.
@@ -83,8 +110,7 @@ fn target(s: &str, port: u16) -> Result<Target, String> {
     match Target::parse(s) {
         Ok(t) => Ok(t),
         Err(syntax) => {
-            let looks_numeric = s.chars().all(|c| c.is_ascii_digit() || ".-/:".contains(c));
-            if looks_numeric {
+            if looks_numeric(s) {
                 return Err(format!("{s}: {}", syntax.describe()));
             }
             let addr = (s, port)
@@ -158,17 +184,27 @@ fn run(
     progress: bool,
     found: &mut (dyn FnMut(SocketAddr, &Snapshot) + Send),
 ) -> Result<Summary, SweepError> {
-    let parse_all = |list: &[String]| {
-        list.iter()
-            .map(|t| target(t, args.port))
-            .collect::<Result<Vec<_>, _>>()
+    let mut unresolved = Vec::new();
+    let mut parse_all = |list: &[String]| -> Result<Vec<Target>, String> {
+        let mut out = Vec::new();
+        for t in list {
+            match target(t, args.port) {
+                Ok(t) => out.push(t),
+                Err(e) if args.skip_unresolved && !looks_numeric(t) => unresolved.push(e),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
     };
     let (targets, exclude) = match (parse_all(&args.targets), parse_all(&args.exclude)) {
         (Ok(t), Ok(x)) => (t, x),
         (Err(e), _) | (_, Err(e)) => return Err(SweepError::BadTarget(e)),
     };
     if targets.is_empty() {
-        return Err(SweepError::BadTarget("list: no targets given".into()));
+        return Err(SweepError::BadTarget(match unresolved.first() {
+            Some(e) => format!("{e} (and no other target)"),
+            None => "list: no targets given".into(),
+        }));
     }
     let total: u64 = targets.iter().map(Target::len).sum();
     let communities: Vec<String> = if args.communities.is_empty() {
@@ -253,5 +289,6 @@ fn run(
         stats: scan.stats(),
         printers,
         elapsed: origin.elapsed(),
+        unresolved,
     })
 }
