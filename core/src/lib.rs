@@ -58,6 +58,7 @@ extern crate std;
 pub mod ber;
 pub mod poll;
 pub mod printer;
+pub mod provision;
 pub mod snmp;
 #[cfg(feature = "std")]
 pub mod snmprec;

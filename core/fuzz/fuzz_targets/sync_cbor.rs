@@ -1,7 +1,8 @@
-//! Arbitrary bytes as sync bodies and readings: nothing may panic, and what
+//! Arbitrary bytes as sync bodies, readings and provisioning blocks: nothing may panic, and what
 //! decodes re-encodes to something that decodes to the same message.
 #![no_main]
 
+use dca_core::provision::Provisioning;
 use dca_core::sync::Error;
 use dca_core::sync::message::{Request, Response};
 use dca_core::sync::reading::Reading;
@@ -47,6 +48,13 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(Response::decode(&buf[..len]).as_ref(), Ok(&resp));
         }
         Err(e) => check_offset(e, data.len()),
+    }
+    // The provisioning block: read back what it wrote.
+    if let Some(Ok(p)) = Provisioning::decode(data) {
+        let len = p
+            .encode(&mut buf)
+            .expect("a decoded block fits twice its size");
+        assert_eq!(Provisioning::decode(&buf[..len]), Some(Ok(p)));
     }
     match Reading::decode(data) {
         Ok(r) => {

@@ -100,8 +100,9 @@ struct Probe {
 }
 
 /// A scan over `targets`, with `PROBES` probes in flight at most and one
-/// walk per slot of `slots` (at most 1,024 slots).
-pub struct Scan<'s, I: Iterator<Item = IpAddr>, const PROBES: usize> {
+/// walk per slot of `slots` (at most `SLOTS`: the event queue holds one event
+/// per slot; a device with little RAM names its few).
+pub struct Scan<'s, I: Iterator<Item = IpAddr>, const PROBES: usize, const SLOTS: usize = 1024> {
     cfg: ScanConfig,
     targets: I,
     targets_done: bool,
@@ -115,7 +116,7 @@ pub struct Scan<'s, I: Iterator<Item = IpAddr>, const PROBES: usize> {
     /// so every answer finds room.
     waiting: Deque<(SocketAddr, u8), PROBES>,
     slots: &'s mut [Option<WalkSlot>],
-    events: Deque<Event, 1024>,
+    events: Deque<Event, SLOTS>,
     next_probe_at: Instant,
     window_start: Instant,
     window_count: u32,
@@ -123,7 +124,9 @@ pub struct Scan<'s, I: Iterator<Item = IpAddr>, const PROBES: usize> {
     stats: ScanStats,
 }
 
-impl<I: Iterator<Item = IpAddr>, const PROBES: usize> core::fmt::Debug for Scan<'_, I, PROBES> {
+impl<I: Iterator<Item = IpAddr>, const PROBES: usize, const SLOTS: usize> core::fmt::Debug
+    for Scan<'_, I, PROBES, SLOTS>
+{
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Scan")
             .field("stats", &self.stats)
@@ -134,13 +137,17 @@ impl<I: Iterator<Item = IpAddr>, const PROBES: usize> core::fmt::Debug for Scan<
     }
 }
 
-impl<'s, I: Iterator<Item = IpAddr>, const PROBES: usize> Scan<'s, I, PROBES> {
+impl<'s, I: Iterator<Item = IpAddr>, const PROBES: usize, const SLOTS: usize>
+    Scan<'s, I, PROBES, SLOTS>
+{
     pub fn new(
         cfg: ScanConfig,
         targets: I,
         slots: &'s mut [Option<WalkSlot>],
         now: Instant,
     ) -> Self {
+        // Slots beyond SLOTS would have no room for their events: unused.
+        let (slots, _) = slots.split_at_mut(slots.len().min(SLOTS));
         Self {
             cfg,
             targets,
@@ -183,13 +190,21 @@ impl<'s, I: Iterator<Item = IpAddr>, const PROBES: usize> Scan<'s, I, PROBES> {
 
     /// Takes the snapshot of a finished walk and frees its slot.
     pub fn take_snapshot(&mut self, slot: usize) -> Option<(SocketAddr, Snapshot)> {
+        let mut snapshot = Snapshot::default();
+        let addr = self.take_snapshot_into(slot, &mut snapshot)?;
+        Some((addr, snapshot))
+    }
+
+    /// The same into the caller's snapshot, built in place: a device with
+    /// little RAM keeps one snapshot rather than move a walk slot and a
+    /// snapshot (tens of KiB each) across its stack.
+    pub fn take_snapshot_into(&mut self, slot: usize, out: &mut Snapshot) -> Option<SocketAddr> {
         let s = self.slots.get_mut(slot)?;
-        match s {
-            Some(w) if w.walker.state() == WalkState::Done => {}
-            _ => return None,
-        }
-        let w = s.take()?;
-        Some((w.addr, w.builder.finish()))
+        let w = s.as_ref().filter(|w| w.walker.state() == WalkState::Done)?;
+        w.builder.finish_into(out);
+        let addr = w.addr;
+        *s = None;
+        Some(addr)
     }
 
     /// The community that answered a device being walked.

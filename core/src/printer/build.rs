@@ -517,6 +517,16 @@ impl SnapshotBuilder {
 
     /// Builds the snapshot.
     pub fn finish(self) -> Snapshot {
+        let mut snapshot = Snapshot::default();
+        self.finish_into(&mut snapshot);
+        snapshot
+    }
+
+    /// Builds the snapshot into `out`, replacing what it held, field by
+    /// field: a snapshot is tens of KiB, and a device with little RAM keeps
+    /// one and fills it rather than pay for the copies a returned value
+    /// costs on its stack.
+    pub fn finish_into(&self, out: &mut Snapshot) {
         let qualification = self.qualify();
         let dev = match qualification {
             Qualification::Printer { device_index } => device_index,
@@ -526,49 +536,37 @@ impl SnapshotBuilder {
                 .find(|(_, p)| *p)
                 .map_or(1, |(d, _)| *d),
         };
-        let mut snapshot = Snapshot {
-            qualification,
-            identity: Identity::default(),
-            counters: Vec::new(),
-            supplies: Vec::new(),
-            trays: self
-                .trays
-                .iter()
-                .filter(|t| t.device == dev)
-                .cloned()
-                .collect(),
-            outputs: self
-                .outputs
-                .iter()
-                .filter(|t| t.device == dev)
-                .cloned()
-                .collect(),
-            alerts: self
-                .alerts
-                .iter()
-                .filter(|a| a.device == dev)
-                .cloned()
-                .collect(),
-            status: Status {
-                device_status: get(&self.hr_status, dev).copied(),
-                printer_status: get(&self.printer_status, dev).copied(),
-                error_state: get(&self.error_state, dev).cloned().unwrap_or_default(),
-                console: console_text(&self.console, dev),
-            },
-            overflowed: self.overflowed,
+        out.qualification = qualification;
+        out.overflowed = self.overflowed;
+        // The builder's lists have the snapshot's capacities, so a subset
+        // always fits.
+        out.trays.clear();
+        out.trays
+            .extend(self.trays.iter().filter(|t| t.device == dev).cloned());
+        out.outputs.clear();
+        out.outputs
+            .extend(self.outputs.iter().filter(|t| t.device == dev).cloned());
+        out.alerts.clear();
+        out.alerts
+            .extend(self.alerts.iter().filter(|a| a.device == dev).cloned());
+        out.status = Status {
+            device_status: get(&self.hr_status, dev).copied(),
+            printer_status: get(&self.printer_status, dev).copied(),
+            error_state: get(&self.error_state, dev).cloned().unwrap_or_default(),
+            console: console_text(&self.console, dev),
         };
-        snapshot.identity = self.resolve_identity(dev);
-        let family = snapshot.identity.vendor.map(Vendor::family);
-        snapshot.supplies = self
-            .supplies
-            .iter()
-            .filter(|s| s.device == dev)
-            .map(|s| self.finish_supply(s, family))
-            .collect();
-        snapshot.counters = self.collect_counters(dev, &mut snapshot.overflowed);
+        out.identity = self.resolve_identity(dev);
+        let family = out.identity.vendor.map(Vendor::family);
+        out.supplies.clear();
+        out.supplies.extend(
+            self.supplies
+                .iter()
+                .filter(|s| s.device == dev)
+                .map(|s| self.finish_supply(s, family)),
+        );
+        self.collect_counters(dev, &mut out.counters, &mut out.overflowed);
         // In OID order, whatever order the answers came in.
-        snapshot.counters.sort_unstable_by(|a, b| a.oid.cmp(&b.oid));
-        snapshot
+        out.counters.sort_unstable_by(|a, b| a.oid.cmp(&b.oid));
     }
 
     fn finish_supply(&self, s: &Supply, family: Option<Vendor>) -> Supply {
@@ -621,9 +619,10 @@ impl SnapshotBuilder {
     fn collect_counters(
         &self,
         dev: u32,
+        out: &mut Vec<Counter, { super::MAX_COUNTERS }>,
         overflowed: &mut bool,
-    ) -> Vec<Counter, { super::MAX_COUNTERS }> {
-        let mut out: Vec<Counter, { super::MAX_COUNTERS }> = Vec::new();
+    ) {
+        out.clear();
         let mut push = |c: Counter| {
             if out.push(c).is_err() {
                 *overflowed = true;
@@ -659,7 +658,6 @@ impl SnapshotBuilder {
                 });
             }
         }
-        out
     }
 
     /// The preferred vendor value of a field: the device's own vendor's

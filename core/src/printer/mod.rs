@@ -233,17 +233,18 @@ impl Status {
 }
 
 /// Whether a device meets the minimum Printer MIB v2 rule (docs/snapshot.md).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Qualification {
     /// Printer-MIB objects answer for this hrDeviceIndex, which is a printer
     /// in hrDeviceTable (or the device has no hrDeviceTable row for it).
     Printer { device_index: u32 },
     /// No Printer-MIB object answered for a printer device.
+    #[default]
     NotAPrinter,
 }
 
 /// Everything one poll learned about a device.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Snapshot {
     pub qualification: Qualification,
     pub identity: Identity,
