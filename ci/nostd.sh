@@ -23,17 +23,22 @@ if cargo tree -p dca-core -e normal,features --target "$target" | grep -E 'featu
 fi
 
 image=firmware/target/$target/release/dca-firmware
-# Flash (.text + .rodata + .data) of the image as `size` counts it.
+# Flash (.text + .rodata + .data) and static RAM (.data + .bss) of the image
+# as `size` counts them; the image itself reports its stack's high-water mark.
 flash() { size -A "$image" | awk '$1 ~ /^\.(text|rodata|data)$/ {n += $2} END {print n}'; }
+ram() { size -A "$image" | awk '$1 ~ /^\.(data|bss)$/ {n += $2} END {print n}'; }
 if rustup target list --installed | grep -qx "$target"; then
   cargo build -p dca-core --target "$target" --locked
   cargo build -p dca-core --target "$target" --locked --release
   # The cloud session's cost on the target: the image without it, then with.
   (cd firmware && cargo build --release --locked --no-default-features)
   without=$(flash)
+  without_ram=$(ram)
   (cd firmware && cargo build --release --locked)
   with=$(flash)
+  with_ram=$(ram)
   echo "firmware flash: $with bytes; the cloud session (state machine, journal seam, batch digests) adds $((with - without)) bytes"
+  echo "firmware RAM: $with_ram bytes static (.data + .bss); the cloud session adds $((with_ram - without_ram)) bytes"
 else
   # Fallback documented in ECOSYSTEM.md: Debian's toolchain with build-std.
   lld=$(ls "$(rustc --print sysroot)"/lib/rustlib/x86_64-unknown-linux-gnu/bin/rust-lld)
@@ -49,10 +54,27 @@ if grep -aq 'liballoc\|alloc::alloc::\|__rust_alloc' "$image" ; then
 fi
 
 # Run it: the image exits through semihosting with success only if the
-# codec and sync round trips held. QEMU is bounded in time.
-out=$(timeout 60 qemu-system-arm -machine mps2-an386 -nographic \
-  -semihosting-config enable=on,target=native -kernel "$image")
+# codec, sync, session and timer checks held. QEMU is bounded in time. Its
+# output is defmt frames (the firmware logs with defmt-semihosting), decoded
+# with the image's own string table by defmt-print (ci/setup.sh installs it).
+if ! command -v defmt-print >/dev/null; then
+  echo "defmt-print is missing (cargo install defmt-print --locked; see ci/setup.sh)" >&2
+  exit 1
+fi
+frames=$(mktemp)
+trap 'rm -f "$frames"' EXIT
+status=0
+timeout 60 qemu-system-arm -machine mps2-an386 -nographic \
+  -semihosting-config enable=on,target=native -kernel "$image" >"$frames" || status=$?
+# Decode whatever arrived, also after a failure: a panic's message is in it.
+out=$(defmt-print --show-skipped-frames -e "$image" <"$frames")
 echo "$out"
+if [ "$status" -ne 0 ]; then
+  echo "the firmware failed under QEMU (exit status $status)" >&2
+  exit 1
+fi
 grep -q 'codec round trip ok' <<<"$out"
 grep -q 'sync round trip ok' <<<"$out"
 grep -q 'session round ok' <<<"$out"
+grep -q 'timer check ok' <<<"$out"
+grep -q 'stack high-water mark' <<<"$out"

@@ -18,6 +18,9 @@ command -v braa >/dev/null || missing+=(braa)
 command -v tinyproxy >/dev/null || missing+=(tinyproxy)
 command -v curl >/dev/null || missing+=(curl)
 command -v sqlite3 >/dev/null || missing+=(sqlite3)
+# DHCP for the firmware on its test network (ci/firmware-net.sh); the -base
+# package has the binary without a system service.
+command -v dnsmasq >/dev/null || missing+=(dnsmasq-base)
 if [ ${#missing[@]} -gt 0 ]; then
   log "installing ${missing[*]}"
   apt-get update -qq
@@ -47,6 +50,12 @@ if ! rustup target list --installed | grep -qx thumbv7em-none-eabihf; then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rustc-web cargo-web rust-web-src >/dev/null
   fi
+fi
+
+# The firmware logs defmt frames over semihosting; ci/nostd.sh decodes them.
+if ! command -v defmt-print >/dev/null; then
+  log "installing defmt-print"
+  cargo install defmt-print --version 1.2.0 --locked --quiet
 fi
 
 # Fuzzing runs on nightly with cargo-fuzz.

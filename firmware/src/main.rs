@@ -1,55 +1,114 @@
 //! OpenDCA firmware for the reference board (QEMU mps2-an386).
 //!
 //! The network stack and the agent arrive with later work. Today the image
-//! proves that the core runs on the target: it encodes a GetRequest for
-//! sysDescr with the core's codec and decodes it again, then frames a sync
-//! `hello` as the HTTP POST the agent sends and parses it back as the cloud
-//! does; then runs a round of the agent's cloud session (journal, hello,
-//! upload, task poll) against answers made on the board. It reports over
-//! semihosting and exits with success only if all of them held.
+//! runs on embassy (a thread-mode executor and a time driver on the board's
+//! CMSDK timers) and proves that the core runs on the target: it encodes a
+//! GetRequest for sysDescr with the core's codec and decodes it again, then
+//! frames a sync `hello` as the HTTP POST the agent sends and parses it back
+//! as the cloud does; then runs a round of the agent's cloud session
+//! (journal, hello, upload, task poll) against answers made on the board;
+//! then sleeps on embassy timers and checks the clock advanced. It reports
+//! with defmt over semihosting (decode with `defmt-print -e <image>`; the log
+//! level is set at build time with DEFMT_LOG, see .cargo/config.toml) and
+//! exits with success only if all of them held.
 #![no_std]
 #![no_main]
 
+mod agent;
+mod board;
 #[cfg(feature = "session")]
 mod session_check;
 
-use core::panic::PanicInfo;
-use cortex_m_rt::entry;
-use cortex_m_semihosting::{debug, hprintln};
+// Links the defmt global logger (frames over semihosting).
+use defmt_semihosting as _;
+
 use dca_core::ber::Oid;
+use dca_core::provision::Provisioning;
 use dca_core::snmp::{CommunityMessage, Message, Pdu, PduType, Pdus, Value, VarBind, Version};
 use dca_core::sync::message::Request;
 use dca_core::sync::{CONTENT_TYPE, Clock, ENDPOINT, http};
+use embassy_executor::Spawner;
+use embassy_time::{Duration, Instant, Timer};
 
-#[entry]
-fn main() -> ! {
+/// Each of the timer check's sleeps.
+const NAP: Duration = Duration::from_millis(50);
+
+#[embassy_executor::main]
+async fn main(spawner: Spawner) {
+    board::init();
+    defmt::info!("dca-firmware: embassy up on mps2-an386");
+    match Provisioning::decode(board::provisioning_area()) {
+        None => defmt::info!("dca-firmware: no provisioning block, running the self-checks"),
+        Some(Ok(prov)) => {
+            defmt::info!(
+                "dca-firmware: provisioning block found at {=usize:#x}, agent mode",
+                board::PROVISION_ADDR
+            );
+            agent::run(spawner, prov).await
+        }
+        Some(Err(e)) => {
+            defmt::error!(
+                "dca-firmware: the provisioning block at {=usize:#x} cannot be read: {}",
+                board::PROVISION_ADDR,
+                defmt::Debug2Format(&e)
+            );
+            board::exit(false)
+        }
+    }
+
     let codec = codec_round_trip();
-    hprintln!(
-        "dca-firmware: codec round trip {}",
-        if codec { "ok" } else { "FAILED" }
-    );
+    defmt::println!("dca-firmware: codec round trip {=str}", verdict(codec));
     let sync = sync_round_trip();
-    hprintln!(
-        "dca-firmware: sync round trip {}",
-        if sync { "ok" } else { "FAILED" }
-    );
+    defmt::println!("dca-firmware: sync round trip {=str}", verdict(sync));
     #[cfg(feature = "session")]
     let session = session_check::round();
     #[cfg(not(feature = "session"))]
     let session = true;
-    hprintln!(
-        "dca-firmware: session round {}",
-        if session { "ok" } else { "FAILED" }
+    defmt::println!("dca-firmware: session round {=str}", verdict(session));
+    let timer = timer_check().await;
+    defmt::println!("dca-firmware: timer check {=str}", verdict(timer));
+
+    report_footprint();
+    board::exit(codec && sync && session && timer);
+}
+
+/// Flash, static RAM and the stack's high-water mark, as ci/nostd.sh greps them.
+fn report_footprint() {
+    let footprint = board::footprint();
+    let stack = board::stack::usage();
+    defmt::println!(
+        "dca-firmware: flash {=usize} bytes, static RAM {=usize} bytes, stack high-water mark {=usize} of {=usize} bytes",
+        footprint.flash,
+        footprint.static_ram,
+        stack.stack_used,
+        stack.stack_size
     );
-    let ok = codec && sync && session;
-    debug::exit(if ok {
-        debug::EXIT_SUCCESS
-    } else {
-        debug::EXIT_FAILURE
-    });
-    loop {
-        cortex_m::asm::wfi();
-    }
+    defmt::println!(
+        "dca-firmware: RAM in use {=usize} bytes (static + stack high-water mark)",
+        footprint.static_ram + stack.stack_used
+    );
+}
+
+fn verdict(ok: bool) -> &'static str {
+    if ok { "ok" } else { "FAILED" }
+}
+
+/// Two naps on the embassy clock: each must last at least its duration.
+async fn timer_check() -> bool {
+    let start = Instant::now();
+    Timer::after(NAP).await;
+    let first = Instant::now();
+    Timer::after(NAP).await;
+    let second = Instant::now();
+    let (a, b) = (first - start, second - first);
+    defmt::println!(
+        "dca-firmware: slept {=u64} us and {=u64} us (asked {=u64} us each), clock at {=u64} us",
+        a.as_micros(),
+        b.as_micros(),
+        NAP.as_micros(),
+        second.as_micros()
+    );
+    a >= NAP && b >= NAP
 }
 
 fn codec_round_trip() -> bool {
@@ -79,7 +138,11 @@ fn codec_round_trip() -> bool {
         .varbinds
         .map(|vb| vb.map(|vb| (vb.name == sys_descr.as_oid_ref(), vb.value)));
     let first_ok = matches!(names.next(), Some(Ok((true, Value::Null))));
-    hprintln!("dca-firmware: {} bytes, request-id {}", len, pdu.request_id);
+    defmt::debug!(
+        "dca-firmware: {=usize} bytes, request-id {=i32}",
+        len,
+        pdu.request_id
+    );
     first_ok && names.next().is_none() && pdu.request_id == 0x1234 && m.community == b"public"
 }
 
@@ -127,18 +190,10 @@ fn sync_round_trip() -> bool {
     else {
         return false;
     };
-    hprintln!(
-        "dca-firmware: POST {} with {} bytes of CBOR",
+    defmt::debug!(
+        "dca-firmware: POST {=str} with {=usize} bytes of CBOR",
         parsed.path,
         received.len()
     );
     parsed.authorization == Some("Bearer agent:secret") && Request::decode(received) == Ok(hello)
-}
-
-#[panic_handler]
-fn panic(_: &PanicInfo) -> ! {
-    debug::exit(debug::EXIT_FAILURE);
-    loop {
-        cortex_m::asm::wfi();
-    }
 }

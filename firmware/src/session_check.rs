@@ -139,8 +139,8 @@ pub fn round() -> bool {
             break;
         }
     }
-    cortex_m_semihosting::hprintln!(
-        "dca-firmware: session round of {} exchanges, {} bytes of session state",
+    defmt::info!(
+        "dca-firmware: session round of {=u32} exchanges, {=usize} bytes of session state",
         exchanges,
         core::mem::size_of::<Session>()
     );

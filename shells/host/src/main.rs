@@ -9,6 +9,7 @@ mod demo_cmd;
 mod enroll_cmd;
 mod journal;
 mod poll_cmd;
+mod provision_cmd;
 mod push_cmd;
 mod run_cmd;
 mod scan_cmd;
@@ -59,6 +60,12 @@ enum Command {
     /// the state directory is in use by another dca (or unusable); 2 bad
     /// arguments or not enrolled.
     Run(run_cmd::RunArgs),
+    /// Write the provisioning block a device reads at its first boot.
+    ///
+    /// The firmware reads it from flash at 0x003FF000 (under QEMU:
+    /// `-device loader,file=FILE,addr=0x003FF000,force-raw=on`). Exit codes:
+    /// 0 written, 1 the file could not be written, 2 bad arguments.
+    Provision(provision_cmd::ProvisionArgs),
     /// Print an SNMP datagram as the codec reads it (hex; spaces and colons allowed).
     Decode {
         #[arg(required = true)]
@@ -83,6 +90,7 @@ fn main() -> ExitCode {
         Command::Enroll(args) => enroll_cmd::run(&args),
         Command::Push(args) => push_cmd::run(&args),
         Command::Run(args) => run_cmd::run(&args),
+        Command::Provision(args) => provision_cmd::run(&args),
         Command::Decode { hex } => decode::run(&hex),
         Command::Snapshot {
             file,
