@@ -235,20 +235,27 @@ impl SimJournal {
             // journal says so (the batch is then held twice, which costs a
             // duplicate upload and nothing else).
             if self.disk.unlink(&rec).is_err() {
-                self.next_pos = pos + 1;
-                self.index.insert(
-                    pos,
-                    Entry {
-                        pos,
-                        id: *id,
-                        len: record.len(),
-                        made_ms,
-                    },
-                );
+                self.hold(pos, id, made_ms, record.len());
             }
             return Err(e);
         }
         Ok(())
+    }
+}
+
+impl SimJournal {
+    /// Indexes a record written at `pos`, the last position handed out.
+    fn hold(&mut self, pos: u64, id: &BatchId, made_ms: Option<u64>, len: usize) {
+        self.next_pos = pos + 1;
+        self.index.insert(
+            pos,
+            Entry {
+                pos,
+                id: *id,
+                len,
+                made_ms,
+            },
+        );
     }
 }
 
@@ -265,16 +272,7 @@ impl Journal for SimJournal {
         let pos = self.next_pos;
         match self.try_append(pos, id, made_ms, record) {
             Ok(()) => {
-                self.next_pos += 1;
-                self.index.insert(
-                    pos,
-                    Entry {
-                        pos,
-                        id: *id,
-                        len: record.len(),
-                        made_ms,
-                    },
-                );
+                self.hold(pos, id, made_ms, record.len());
                 Ok(pos)
             }
             Err(DiskError::NoSpace) => Err(AppendError::Full),
