@@ -39,6 +39,16 @@ if rustup target list --installed | grep -qx "$target"; then
   with_ram=$(ram)
   echo "firmware flash: $with bytes; the cloud session (state machine, journal seam, batch digests) adds $((with - without)) bytes"
   echo "firmware RAM: $with_ram bytes static (.data + .bss); the cloud session adds $((with_ram - without_ram)) bytes"
+  # What takes the room (the agent adds its stack's high-water mark, which
+  # ci/firmware-net.sh reports and holds to the budget).
+  largest() {
+    nm -S --size-sort -C "$image" | grep -E " [$1] " | tail -n "$2" | sort -k2,2r |
+      while read -r _ size _ name; do printf '  %7d  %s\n' "$((16#$size))" "$name"; done
+  }
+  echo "largest statics (bytes):"
+  largest bBdD 8
+  echo "largest functions (bytes):"
+  largest tT 5
 else
   # Fallback documented in ECOSYSTEM.md: Debian's toolchain with build-std.
   lld=$(ls "$(rustc --print sysroot)"/lib/rustlib/x86_64-unknown-linux-gnu/bin/rust-lld)
@@ -46,6 +56,10 @@ else
   /usr/bin/cargo build -p dca-core --target "$target" -Zbuild-std=core
   (cd firmware && /usr/bin/cargo build --release -Zbuild-std=core)
 fi
+
+# The firmware's library crates test on the host (their .cargo/config.toml
+# picks the host target): the driver against its register model.
+(cd firmware/lan9118 && cargo test --locked)
 
 # No `alloc` or `std` crate may be linked into the firmware image.
 if grep -aq 'liballoc\|alloc::alloc::\|__rust_alloc' "$image" ; then

@@ -30,7 +30,7 @@ use embassy_net::{
 };
 use embassy_time::{Duration, Instant, Timer, with_timeout};
 use heapless::{String, Vec};
-use lan9118::{Lan9118, MPS2_AN386_BASE, Mmio};
+use lan9118::{Frames, Lan9118, MPS2_AN386_BASE, Mmio};
 use static_cell::{ConstStaticCell, StaticCell};
 
 use crate::board::{self, Interrupt, interrupt};
@@ -51,9 +51,13 @@ const DHCP_WAIT: Duration = Duration::from_secs(10);
 /// Target expressions in the block, at most.
 const MAX_TARGETS: usize = 16;
 
-/// Largest SNMP datagram handled: an unfragmented UDP payload on Ethernet
-/// (smoltcp is built without IP reassembly; longer ones are dropped).
-const DATAGRAM: usize = 1472;
+/// Largest request sent: one unfragmented UDP payload on Ethernet (the
+/// scan's requests are far smaller).
+const REQUEST: usize = 1472;
+/// Largest answer handled: what the stack reassembles (smoltcp's reassembly
+/// buffer, see Cargo.toml) less the IPv4 and UDP headers. Longer answers
+/// are dropped and counted; the walker then asks for less.
+const ANSWER: usize = 4096 - 28;
 const RX_PACKETS: usize = 24;
 const RX_BYTES: usize = 8 * 1024;
 const TX_PACKETS: usize = 8;
@@ -62,6 +66,8 @@ const TX_BYTES: usize = 4 * 1024;
 type Device = Lan9118<'static, Mmio>;
 
 static ETH_STATE: lan9118::State = lan9118::State::new();
+/// The driver's frame buffers (all zero: .bss).
+static ETH_FRAMES: ConstStaticCell<Frames> = ConstStaticCell::new(Frames::new());
 // SAFETY: the LAN9118 is mapped at this address on mps2-an386, and only the
 // driver and its interrupt handler touch it.
 static ETH_REGS: Mmio = unsafe { Mmio::new(MPS2_AN386_BASE) };
@@ -81,30 +87,25 @@ static BUFFERS: ConstStaticCell<Buffers> = ConstStaticCell::new(Buffers {
     rx: [0; RX_BYTES],
     tx: [0; TX_BYTES],
 });
+/// The datagram being sent and the one being read (static: in the sweep's
+/// future they would be copied through the stack whenever it moves).
+struct Datagrams {
+    out: [u8; REQUEST],
+    inp: [u8; ANSWER],
+}
+static DATAGRAMS: ConstStaticCell<Datagrams> = ConstStaticCell::new(Datagrams {
+    out: [0; REQUEST],
+    inp: [0; ANSWER],
+});
 /// The socket's packet metadata (small, but not zero: .data).
 static RX_META: ConstStaticCell<[PacketMetadata; RX_PACKETS]> =
     ConstStaticCell::new([PacketMetadata::EMPTY; RX_PACKETS]);
 static TX_META: ConstStaticCell<[PacketMetadata; TX_PACKETS]> =
     ConstStaticCell::new([PacketMetadata::EMPTY; TX_PACKETS]);
 
-/// The walk slots: fixed memory, reused by every sweep. Filled with `None`
-/// in place at run time (as a constant they would be 50 KiB of flash).
-static SLOTS: StaticCell<[Option<WalkSlot>; WALK_SLOTS]> = StaticCell::new();
-/// The snapshot each finished walk is built into.
-static SNAPSHOT: StaticCell<Snapshot> = StaticCell::new();
-
-/// The walk slots, each set to `None` where it lies.
-fn walk_slots() -> &'static mut [Option<WalkSlot>; WALK_SLOTS] {
-    let cell = SLOTS.uninit();
-    let first = cell.as_mut_ptr().cast::<Option<WalkSlot>>();
-    for i in 0..WALK_SLOTS {
-        // SAFETY: `i` is within the array `cell` holds; writing a value
-        // into uninitialised memory is what `write` is for.
-        unsafe { first.add(i).write(None) };
-    }
-    // SAFETY: every element was written just above.
-    unsafe { cell.assume_init_mut() }
-}
+/// The walk slots: fixed memory, reused where they lie by every sweep.
+/// Each snapshot is built and read in its slot; there is no other copy.
+static SLOTS: StaticCell<[WalkSlot; WALK_SLOTS]> = StaticCell::new();
 
 #[interrupt]
 fn ETHERNET() {
@@ -144,8 +145,13 @@ fn weak_seed(mac: [u8; 6]) -> u64 {
 
 /// Runs the agent for ever, or for the block's number of sweeps and then
 /// ends the QEMU run with success.
-pub async fn run(spawner: Spawner, prov: Provisioning) -> ! {
-    let mut eth = Lan9118::new(ETH_REGS, &ETH_STATE);
+#[embassy_executor::task]
+pub async fn task(spawner: Spawner, prov: Provisioning) -> ! {
+    run(spawner, prov).await
+}
+
+async fn run(spawner: Spawner, prov: Provisioning) -> ! {
+    let mut eth = Lan9118::new(ETH_REGS, &ETH_STATE, ETH_FRAMES.take());
     if let Err(e) = eth.init() {
         defmt::error!("agent: {}", defmt::Display2Format(&e));
         board::exit(false);
@@ -188,10 +194,8 @@ pub async fn run(spawner: Spawner, prov: Provisioning) -> ! {
     }
     defmt::info!("agent: UDP socket on port {=u16}", socket.endpoint().port);
 
-    let slots = walk_slots();
-    // The one snapshot the agent keeps: each finished walk is built into it
-    // in place, then logged.
-    let snapshot = SNAPSHOT.init_with(Snapshot::default);
+    let datagrams = DATAGRAMS.take();
+    let slots = SLOTS.init_with(|| core::array::from_fn(|_| WalkSlot::new()));
     let mut targets: Vec<Target, MAX_TARGETS> = Vec::new();
     for t in prov.targets.split(',').filter(|t| !t.trim().is_empty()) {
         match Target::parse(t) {
@@ -216,6 +220,10 @@ pub async fn run(spawner: Spawner, prov: Provisioning) -> ! {
     cfg.max_in_flight = MAX_IN_FLIGHT;
     cfg.probe_timeout = CoreDuration::from_millis(2000);
     cfg.probe_retries = 2;
+    // Longer GetBulk answers than the host starts with: the stack
+    // reassembles up to 4 KiB, and each round trip saved shortens a sweep.
+    // A device whose answers do not arrive is asked for less.
+    cfg.walk.max_repetitions = 20;
     defmt::info!(
         "agent: {=usize} target expressions, {=usize} communities, port {=u16}, every {=u32} s, sweeps {=u32} (0: for ever)",
         targets.len(),
@@ -225,11 +233,11 @@ pub async fn run(spawner: Spawner, prov: Provisioning) -> ! {
         prov.sweeps
     );
     defmt::info!(
-        "agent: memory kept: scan {=usize} bytes ({=usize} probes), {=usize} walk slot(s) of {=usize} bytes, snapshot {=usize} bytes, socket buffers {=usize} bytes",
+        "agent: memory kept: scan {=usize} bytes ({=usize} probes), {=usize} walk slot(s) of {=usize} bytes (the snapshot, {=usize} bytes, is built inside), socket buffers {=usize} bytes",
         core::mem::size_of::<Scan<'static, core::iter::Empty<IpAddr>, PROBES, WALK_SLOTS>>(),
         PROBES,
         WALK_SLOTS,
-        core::mem::size_of::<Option<WalkSlot>>(),
+        core::mem::size_of::<WalkSlot>(),
         core::mem::size_of::<Snapshot>(),
         core::mem::size_of::<Buffers>()
     );
@@ -243,7 +251,7 @@ pub async fn run(spawner: Spawner, prov: Provisioning) -> ! {
             defmt::warn!("agent: no address, waiting before sweep {=u32}", sweep);
             stack.wait_config_up().await;
         }
-        let ignored = run_sweep(&socket, &cfg, &targets, slots, snapshot, sweep).await;
+        let ignored = run_sweep(&socket, &cfg, &targets, slots, datagrams, sweep).await;
         ignored_total = ignored_total.saturating_add(ignored);
         let c = ETH_STATE.counters();
         defmt::info!(
@@ -268,7 +276,7 @@ pub async fn run(spawner: Spawner, prov: Provisioning) -> ! {
     board::exit(true)
 }
 
-fn unwrap_spawn<S>(
+pub fn unwrap_spawn<S>(
     token: Result<embassy_executor::SpawnToken<S>, embassy_executor::SpawnError>,
 ) -> embassy_executor::SpawnToken<S> {
     match token {
@@ -331,24 +339,23 @@ async fn run_sweep(
     socket: &UdpSocket<'_>,
     cfg: &ScanConfig,
     targets: &[Target],
-    slots: &mut [Option<WalkSlot>],
-    snapshot: &mut Snapshot,
+    slots: &mut [WalkSlot],
+    datagrams: &mut Datagrams,
     sweep: u32,
 ) -> u64 {
     let started = Instant::now();
     let mut scan: Scan<'_, _, PROBES, WALK_SLOTS> =
         Scan::new(cfg.clone(), addresses(targets, &[]), slots, now());
-    let mut out = [0u8; DATAGRAM];
-    let mut inp = [0u8; DATAGRAM];
+    let Datagrams { out, inp } = datagrams;
     let mut printers = 0u32;
-    // Datagrams the scan never saw: longer than DATAGRAM.
+    // Datagrams the scan never saw: longer than ANSWER.
     let mut oversized = 0u64;
     defmt::info!("sweep {=u32} started", sweep);
     loop {
         scan.handle_timeout(now());
         let mut busy = false;
         for _ in 0..SEND_BURST {
-            let Some((to, n)) = scan.poll_transmit(now(), &mut out) else {
+            let Some((to, n)) = scan.poll_transmit(now(), out) else {
                 break;
             };
             busy = true;
@@ -367,7 +374,7 @@ async fn run_sweep(
             }
         }
         for _ in 0..RECV_BURST {
-            match try_recv(socket, &mut inp) {
+            match try_recv(socket, inp) {
                 None => break,
                 Some(Ok((n, from))) => {
                     busy = true;
@@ -381,7 +388,7 @@ async fn run_sweep(
                 }
             }
         }
-        printers = printers.saturating_add(drain_events(&mut scan, snapshot));
+        printers = printers.saturating_add(drain_events(&mut scan));
         if scan.is_finished() {
             break;
         }
@@ -415,16 +422,13 @@ async fn run_sweep(
 }
 
 /// Logs the printers whose walks ended; returns how many. Each snapshot is
-/// built in place into `snapshot`, the one the agent keeps.
-fn drain_events<I: Iterator<Item = IpAddr>>(
-    scan: &mut Scan<'_, I, PROBES, WALK_SLOTS>,
-    snapshot: &mut Snapshot,
-) -> u32 {
+/// read where its walk slot built it.
+fn drain_events<I: Iterator<Item = IpAddr>>(scan: &mut Scan<'_, I, PROBES, WALK_SLOTS>) -> u32 {
     let mut printers = 0u32;
     while let Some(event) = scan.poll_event() {
         match event {
             Event::Walked { slot } => {
-                if let Some(addr) = scan.take_snapshot_into(slot, snapshot)
+                if let Some((addr, snapshot)) = scan.finish_walk(slot)
                     && snapshot.is_printer()
                 {
                     printers = printers.saturating_add(1);

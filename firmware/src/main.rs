@@ -44,7 +44,10 @@ async fn main(spawner: Spawner) {
                 "dca-firmware: provisioning block found at {=usize:#x}, agent mode",
                 board::PROVISION_ADDR
             );
-            agent::run(spawner, prov).await
+            // Its own task: its state lives in the task's static storage,
+            // and its stack frames do not stack on this one's self-checks.
+            spawner.spawn(agent::unwrap_spawn(agent::task(spawner, prov)));
+            return;
         }
         Some(Err(e)) => {
             defmt::error!(
@@ -111,6 +114,9 @@ async fn timer_check() -> bool {
     a >= NAP && b >= NAP
 }
 
+// The self-checks are kept out of line: inlined, their buffers would
+// enlarge the main task's frame, which the agent's start runs on.
+#[inline(never)]
 fn codec_round_trip() -> bool {
     let Ok(sys_descr) = "1.3.6.1.2.1.1.1.0".parse::<Oid>() else {
         return false;
@@ -147,6 +153,7 @@ fn codec_round_trip() -> bool {
 }
 
 /// A `hello` in CBOR behind an HTTP/1.1 head, then read back.
+#[inline(never)]
 fn sync_round_trip() -> bool {
     let hello = Request::Hello {
         agent_version: "firmware",

@@ -21,6 +21,9 @@ pub struct Faults {
     pub no_bulk: bool,
     /// Answers tooBig when a response would carry more varbinds than this.
     pub too_big_above: Option<usize>,
+    /// Responses longer than this many octets never arrive, as when a
+    /// network drops IP fragments (no tooBig tells the poller why).
+    pub lost_above: Option<usize>,
     /// Probability of answering genErr.
     pub gen_error: f64,
     /// After this many seconds without requests the device is asleep: it
@@ -73,6 +76,10 @@ impl Faults {
                 "too_big_above" => {
                     self.too_big_above =
                         Some(v.as_u64().ok_or_else(|| bad(key, "a count"))? as usize)
+                }
+                "lost_above" => {
+                    self.lost_above =
+                        Some(v.as_u64().ok_or_else(|| bad(key, "a size in octets"))? as usize)
                 }
                 "v1_only" => self.v1_only = v.as_bool().ok_or_else(|| bad(key, "true or false"))?,
                 "no_bulk" => self.no_bulk = v.as_bool().ok_or_else(|| bad(key, "true or false"))?,

@@ -236,6 +236,9 @@ struct FaultArgs {
     /// Answer tooBig when a response would carry more varbinds than this.
     #[arg(long, value_name = "N")]
     too_big_above: Option<usize>,
+    /// Responses longer than this many octets never arrive (lost IP fragments).
+    #[arg(long, value_name = "OCTETS")]
+    lost_above: Option<usize>,
     /// Probability of answering genErr.
     #[arg(long, default_value_t = 0.0)]
     gen_error: f64,
@@ -287,6 +290,7 @@ impl FaultArgs {
             v1_only: self.v1_only,
             no_bulk: self.no_bulk,
             too_big_above: self.too_big_above,
+            lost_above: self.lost_above,
             gen_error: self.gen_error,
             asleep_after_s: self.asleep_after,
             malformed: self.malformed,

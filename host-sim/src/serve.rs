@@ -228,6 +228,10 @@ pub async fn run_device(device: Arc<Device>, socket: UdpSocket, stats: Arc<Stats
         if faults.quirks.any() {
             bytes = faults.quirks.apply(&bytes);
         }
+        if faults.lost_above.is_some_and(|n| bytes.len() > n) {
+            stats.faulted.fetch_add(1, Ordering::Relaxed);
+            continue;
+        }
         if faults.malformed > 0.0 && rng.chance(faults.malformed) {
             // Cut short: the framing promises more than arrives.
             stats.faulted.fetch_add(1, Ordering::Relaxed);

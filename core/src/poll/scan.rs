@@ -55,13 +55,43 @@ impl ScanConfig {
     }
 }
 
-/// A device being walked, in a slot the caller provides.
+/// A walk slot the caller provides: a device being walked, or room for
+/// one. A slot is reused where it lies for device after device (it is tens
+/// of KiB, which a small device cannot move across its stack).
 #[derive(Debug)]
 pub struct WalkSlot {
+    /// A device occupies the slot (walking, or walked and not yet taken).
+    busy: bool,
     addr: SocketAddr,
     community: u8,
     walker: Walker,
     builder: SnapshotBuilder,
+}
+
+impl WalkSlot {
+    pub fn new() -> Self {
+        Self {
+            busy: false,
+            addr: SocketAddr::new(IpAddr::V4(core::net::Ipv4Addr::UNSPECIFIED), 0),
+            community: 0,
+            walker: Walker::idle(),
+            builder: SnapshotBuilder::new(),
+        }
+    }
+
+    fn busy(&self) -> Option<&Self> {
+        self.busy.then_some(self)
+    }
+
+    fn busy_mut(&mut self) -> Option<&mut Self> {
+        self.busy.then_some(self)
+    }
+}
+
+impl Default for WalkSlot {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 /// What happened to a device that answered. (Addresses that never answer
@@ -115,7 +145,7 @@ pub struct Scan<'s, I: Iterator<Item = IpAddr>, const PROBES: usize, const SLOTS
     /// probe table: probes in flight plus waiting devices never exceed it,
     /// so every answer finds room.
     waiting: Deque<(SocketAddr, u8), PROBES>,
-    slots: &'s mut [Option<WalkSlot>],
+    slots: &'s mut [WalkSlot],
     events: Deque<Event, SLOTS>,
     next_probe_at: Instant,
     window_start: Instant,
@@ -132,7 +162,7 @@ impl<I: Iterator<Item = IpAddr>, const PROBES: usize, const SLOTS: usize> core::
             .field("stats", &self.stats)
             .field("in_flight", &self.probes.len())
             .field("waiting", &self.waiting.len())
-            .field("walking", &self.slots.iter().flatten().count())
+            .field("walking", &self.slots.iter().filter(|w| w.busy).count())
             .finish()
     }
 }
@@ -140,12 +170,7 @@ impl<I: Iterator<Item = IpAddr>, const PROBES: usize, const SLOTS: usize> core::
 impl<'s, I: Iterator<Item = IpAddr>, const PROBES: usize, const SLOTS: usize>
     Scan<'s, I, PROBES, SLOTS>
 {
-    pub fn new(
-        cfg: ScanConfig,
-        targets: I,
-        slots: &'s mut [Option<WalkSlot>],
-        now: Instant,
-    ) -> Self {
+    pub fn new(cfg: ScanConfig, targets: I, slots: &'s mut [WalkSlot], now: Instant) -> Self {
         // Slots beyond SLOTS would have no room for their events: unused.
         let (slots, _) = slots.split_at_mut(slots.len().min(SLOTS));
         Self {
@@ -174,7 +199,7 @@ impl<'s, I: Iterator<Item = IpAddr>, const PROBES: usize, const SLOTS: usize>
         self.targets_done
             && self.probes.is_empty()
             && self.waiting.is_empty()
-            && self.slots.iter().all(Option::is_none)
+            && self.slots.iter().all(|w| !w.busy)
     }
 
     pub fn poll_event(&mut self) -> Option<Event> {
@@ -190,26 +215,26 @@ impl<'s, I: Iterator<Item = IpAddr>, const PROBES: usize, const SLOTS: usize>
 
     /// Takes the snapshot of a finished walk and frees its slot.
     pub fn take_snapshot(&mut self, slot: usize) -> Option<(SocketAddr, Snapshot)> {
-        let mut snapshot = Snapshot::default();
-        let addr = self.take_snapshot_into(slot, &mut snapshot)?;
-        Some((addr, snapshot))
+        self.finish_walk(slot)
+            .map(|(addr, snap)| (addr, snap.clone()))
     }
 
-    /// The same into the caller's snapshot, built in place: a device with
-    /// little RAM keeps one snapshot rather than move a walk slot and a
-    /// snapshot (tens of KiB each) across its stack.
-    pub fn take_snapshot_into(&mut self, slot: usize, out: &mut Snapshot) -> Option<SocketAddr> {
-        let s = self.slots.get_mut(slot)?;
-        let w = s.as_ref().filter(|w| w.walker.state() == WalkState::Done)?;
-        w.builder.finish_into(out);
-        let addr = w.addr;
-        *s = None;
-        Some(addr)
+    /// The same, lent where it was built: a device with little RAM keeps
+    /// no snapshot besides its walk slots. The slot is free again; the
+    /// snapshot stays readable until the scan next runs.
+    pub fn finish_walk(&mut self, slot: usize) -> Option<(SocketAddr, &Snapshot)> {
+        let w = self
+            .slots
+            .get_mut(slot)?
+            .busy_mut()
+            .filter(|w| w.walker.state() == WalkState::Done)?;
+        w.busy = false;
+        Some((w.addr, w.builder.finish_in_place()))
     }
 
     /// The community that answered a device being walked.
     pub fn community_of(&self, slot: usize) -> Option<&[u8]> {
-        let w = self.slots.get(slot)?.as_ref()?;
+        let w = self.slots.get(slot)?.busy()?;
         self.cfg
             .communities
             .get(usize::from(w.community))
@@ -224,7 +249,7 @@ impl<'s, I: Iterator<Item = IpAddr>, const PROBES: usize, const SLOTS: usize>
     /// The next datagram to send and where; `None` when nothing is due.
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<(SocketAddr, usize)> {
         self.fill_slots(now);
-        for w in self.slots.iter_mut().flatten() {
+        for w in self.slots.iter_mut().filter(|w| w.busy) {
             if let Some(n) = w.walker.poll_transmit(now, buf) {
                 return Some((w.addr, n));
             }
@@ -313,7 +338,7 @@ impl<'s, I: Iterator<Item = IpAddr>, const PROBES: usize, const SLOTS: usize>
     /// Starts walks of answered devices in free slots.
     fn fill_slots(&mut self, now: Instant) {
         for (i, slot) in self.slots.iter_mut().enumerate() {
-            if slot.is_some() {
+            if slot.busy {
                 continue;
             }
             let Some((addr, community)) = self.waiting.pop_front() else {
@@ -324,12 +349,11 @@ impl<'s, I: Iterator<Item = IpAddr>, const PROBES: usize, const SLOTS: usize>
                 cfg.community = c.clone();
             }
             let seed = i32::try_from(i).unwrap_or(0).wrapping_mul(1 << 20);
-            *slot = Some(WalkSlot {
-                addr,
-                community,
-                walker: Walker::new(cfg, walk_plan(), seed, now),
-                builder: SnapshotBuilder::new(),
-            });
+            slot.busy = true;
+            slot.addr = addr;
+            slot.community = community;
+            slot.walker.restart(cfg, walk_plan(), seed, now);
+            slot.builder.reset();
         }
     }
 
@@ -339,7 +363,7 @@ impl<'s, I: Iterator<Item = IpAddr>, const PROBES: usize, const SLOTS: usize>
             .slots
             .iter_mut()
             .enumerate()
-            .find_map(|(i, s)| s.as_mut().filter(|w| w.addr == from).map(|w| (i, w)))
+            .find_map(|(i, s)| s.busy_mut().filter(|w| w.addr == from).map(|w| (i, w)))
         {
             let before = w.walker.stats().ignored;
             w.walker.handle_datagram(now, bytes, &mut w.builder);
@@ -381,7 +405,7 @@ impl<'s, I: Iterator<Item = IpAddr>, const PROBES: usize, const SLOTS: usize>
     }
 
     fn check_walk(&mut self, i: usize) {
-        let Some(Some(w)) = self.slots.get(i) else {
+        let Some(w) = self.slots.get(i).and_then(WalkSlot::busy) else {
             return;
         };
         match w.walker.state() {
@@ -393,7 +417,7 @@ impl<'s, I: Iterator<Item = IpAddr>, const PROBES: usize, const SLOTS: usize>
             WalkState::Failed(e) => {
                 let addr = w.addr;
                 if let Some(s) = self.slots.get_mut(i) {
-                    *s = None;
+                    s.busy = false;
                 }
                 self.stats.failed = self.stats.failed.saturating_add(1);
                 self.push_event(Event::WalkFailed(addr, e));
@@ -411,7 +435,7 @@ impl<'s, I: Iterator<Item = IpAddr>, const PROBES: usize, const SLOTS: usize>
         let walks = self
             .slots
             .iter()
-            .flatten()
+            .filter(|w| w.busy)
             .filter_map(|w| w.walker.poll_timeout());
         let next_probe = (!self.targets_done).then_some(self.next_probe_at);
         probes.chain(walks).chain(next_probe).min()
@@ -444,7 +468,7 @@ impl<'s, I: Iterator<Item = IpAddr>, const PROBES: usize, const SLOTS: usize>
             self.pending = self.probes.iter().filter(|p| p.to_send > 0).count();
         }
         for i in 0..self.slots.len() {
-            if let Some(Some(w)) = self.slots.get_mut(i)
+            if let Some(w) = self.slots.get_mut(i).and_then(WalkSlot::busy_mut)
                 && w.walker.state() == WalkState::Running
             {
                 w.walker.handle_timeout(now);
@@ -457,8 +481,8 @@ impl<'s, I: Iterator<Item = IpAddr>, const PROBES: usize, const SLOTS: usize>
 
 /// An empty slot table of `n` walk slots (host side: heap memory).
 #[cfg(feature = "std")]
-pub fn slots(n: usize) -> std::vec::Vec<Option<WalkSlot>> {
-    (0..n).map(|_| None).collect()
+pub fn slots(n: usize) -> std::vec::Vec<WalkSlot> {
+    (0..n).map(|_| WalkSlot::new()).collect()
 }
 
 #[cfg(test)]
@@ -499,7 +523,7 @@ mod tests {
     #[test]
     fn no_answered_device_is_lost() {
         let targets = [Target::parse("10.9.0.1-10.9.0.100").unwrap()];
-        let mut slot_table: StdVec<Option<WalkSlot>> = (0..4).map(|_| None).collect();
+        let mut slot_table: StdVec<WalkSlot> = (0..4).map(|_| WalkSlot::new()).collect();
         let mut scan: Scan<'_, _, 16> = Scan::new(
             ScanConfig::new(&[b"public"], 161),
             addresses(&targets, &[]),

@@ -107,6 +107,8 @@ pub struct WalkStats {
     /// Datagrams that were not an answer to the request in flight.
     pub ignored: u32,
     pub too_big: u32,
+    /// Requests made smaller after going unanswered (see `handle_timeout`).
+    pub shrunk_after_silence: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -141,6 +143,14 @@ struct Outstanding {
 
 const MAX_REPETITIONS_CAP: u8 = 50;
 
+/// Unanswered requests made smaller per walk at most: each costs a full
+/// round of retries, and a device that went away must fail soon.
+const MAX_SHRINKS_AFTER_SILENCE: u32 = 4;
+
+/// Room for the encoding of any scalar of the plan (a test checks that
+/// each fits).
+const SCALAR_OID_LEN: usize = 48;
+
 /// Walks one device.
 #[derive(Debug, Clone)]
 pub struct Walker {
@@ -150,6 +160,9 @@ pub struct Walker {
     gets: Vec<(&'static [u32], bool), 64>,
     columns: Vec<Column, 32>,
     max_repetitions: u8,
+    /// How far `max_repetitions` may grow again: lowered when an answer
+    /// that large never arrived.
+    repetitions_ceiling: u8,
     columns_per_request: u8,
     scalars_per_request: u8,
     next_request_id: i32,
@@ -169,16 +182,53 @@ impl Walker {
         request_id_seed: i32,
         now: Instant,
     ) -> Self {
-        let mut gets = Vec::new();
-        let mut columns = Vec::new();
+        let mut w = Self::idle();
+        w.restart(cfg, plan, request_id_seed, now);
+        w
+    }
+
+    /// A walker with nothing to do (its state is `Done`), to be started
+    /// with [`Walker::restart`].
+    pub fn idle() -> Self {
+        Self {
+            cfg: WalkConfig::new(b""),
+            version: Version::V2c,
+            mode: Mode::Bulk,
+            gets: Vec::new(),
+            columns: Vec::new(),
+            max_repetitions: 1,
+            repetitions_ceiling: MAX_REPETITIONS_CAP,
+            columns_per_request: 1,
+            scalars_per_request: 1,
+            next_request_id: 0,
+            outstanding: None,
+            deadline: Instant::from_millis(0),
+            answered: false,
+            state: WalkState::Done,
+            stats: WalkStats::default(),
+        }
+    }
+
+    /// Starts a new walk where this one lies: a walker is a few KiB, and a
+    /// device with little RAM reuses one rather than build a new one on
+    /// its stack for every printer.
+    pub fn restart(
+        &mut self,
+        cfg: WalkConfig,
+        plan: impl IntoIterator<Item = Read>,
+        request_id_seed: i32,
+        now: Instant,
+    ) {
+        self.gets.clear();
+        self.columns.clear();
         for read in plan {
             match read {
                 Read::Get(oid) => {
-                    let _ = gets.push((oid, false));
+                    let _ = self.gets.push((oid, false));
                 }
                 Read::Walk(root) => {
                     if let Ok(cursor) = OidBuf::from_arcs(root) {
-                        let _ = columns.push(Column {
+                        let _ = self.columns.push(Column {
                             root,
                             cursor,
                             done: false,
@@ -187,29 +237,24 @@ impl Walker {
                 }
             }
         }
-        let mode = if cfg.version == Version::V1 {
+        self.mode = if cfg.version == Version::V1 {
             Mode::Next
         } else {
             Mode::Bulk
         };
-        let mut w = Self {
-            version: cfg.version,
-            mode,
-            max_repetitions: cfg.max_repetitions.clamp(1, MAX_REPETITIONS_CAP),
-            columns_per_request: cfg.columns.clamp(1, 16),
-            scalars_per_request: cfg.scalars.clamp(1, 32),
-            deadline: now.saturating_add(cfg.deadline),
-            cfg,
-            gets,
-            columns,
-            next_request_id: request_id_seed & 0x3fff_ffff,
-            outstanding: None,
-            answered: false,
-            state: WalkState::Running,
-            stats: WalkStats::default(),
-        };
-        w.prepare(now);
-        w
+        self.version = cfg.version;
+        self.max_repetitions = cfg.max_repetitions.clamp(1, MAX_REPETITIONS_CAP);
+        self.repetitions_ceiling = MAX_REPETITIONS_CAP;
+        self.columns_per_request = cfg.columns.clamp(1, 16);
+        self.scalars_per_request = cfg.scalars.clamp(1, 32);
+        self.deadline = now.saturating_add(cfg.deadline);
+        self.cfg = cfg;
+        self.next_request_id = request_id_seed & 0x3fff_ffff;
+        self.outstanding = None;
+        self.answered = false;
+        self.state = WalkState::Running;
+        self.stats = WalkStats::default();
+        self.prepare(now);
     }
 
     pub fn state(&self) -> WalkState {
@@ -293,30 +338,34 @@ impl Walker {
             return None;
         }
         let (request_id, request) = (out.request_id, out.request.clone());
-        let mut names: Vec<OidBuf<128>, 32> = Vec::new();
+        // Scalars are named by their arcs and encoded here; columns lend
+        // their cursors. (Kept small: this runs on a device's stack.)
+        let mut names: Vec<OidBuf<SCALAR_OID_LEN>, 32> = Vec::new();
+        if let Request::Get(idx) = &request {
+            for i in idx {
+                if let Some(oid) = self
+                    .gets
+                    .get(usize::from(*i))
+                    .and_then(|(o, _)| OidBuf::from_arcs(o).ok())
+                {
+                    let _ = names.push(oid);
+                }
+            }
+        }
+        let mut vbs: Vec<VarBind<'_>, 32> = Vec::new();
         match &request {
-            Request::Get(idx) => {
-                for i in idx {
-                    if let Some(oid) = self
-                        .gets
-                        .get(usize::from(*i))
-                        .and_then(|(o, _)| OidBuf::from_arcs(o).ok())
-                    {
-                        let _ = names.push(oid);
-                    }
+            Request::Get(_) => {
+                for n in &names {
+                    let _ = vbs.push(VarBind::null(n.as_oid_ref()));
                 }
             }
             Request::Walk(idx) => {
                 for i in idx {
                     if let Some(c) = self.columns.get(usize::from(*i)) {
-                        let _ = names.push(c.cursor.clone());
+                        let _ = vbs.push(VarBind::null(c.cursor.as_oid_ref()));
                     }
                 }
             }
-        }
-        let mut vbs: Vec<VarBind<'_>, 32> = Vec::new();
-        for n in &names {
-            let _ = vbs.push(VarBind::null(n.as_oid_ref()));
         }
         let pdu = match (&request, self.mode) {
             (Request::Get(_), _) => Pdu::new(PduType::GetRequest, request_id, &vbs[..]),
@@ -382,6 +431,27 @@ impl Walker {
             self.prepare(now);
             return;
         }
+        let request = out.request.clone();
+        if self.answered
+            && self.stats.shrunk_after_silence < MAX_SHRINKS_AFTER_SILENCE
+            && self.can_shrink(&request)
+        {
+            // A device that answered smaller requests and not this one: its
+            // answer was most likely too large to arrive (IP fragments
+            // dropped on the way, or by a receiver that cannot reassemble
+            // them), which no tooBig reports. Ask for less, and never for
+            // that much again.
+            self.stats.shrunk_after_silence = self.stats.shrunk_after_silence.saturating_add(1);
+            if let Request::Walk(_) = request
+                && self.mode == Mode::Bulk
+            {
+                self.repetitions_ceiling = (self.max_repetitions / 2).max(1);
+            }
+            self.shrink(&request);
+            self.outstanding = None;
+            self.prepare(now);
+            return;
+        }
         self.state = WalkState::Failed(if self.answered {
             WalkError::StoppedAnswering
         } else {
@@ -418,11 +488,11 @@ impl Walker {
                         self.end_column(*i);
                     }
                 }
-                if self.mode == Mode::Bulk && self.max_repetitions < MAX_REPETITIONS_CAP {
+                if self.mode == Mode::Bulk && self.max_repetitions < self.repetitions_ceiling {
                     self.max_repetitions = self
                         .max_repetitions
                         .saturating_add(5)
-                        .min(MAX_REPETITIONS_CAP);
+                        .min(self.repetitions_ceiling);
                 }
             }
             (Some(ErrorStatus::TooBig), request) => {
@@ -561,6 +631,17 @@ impl Walker {
 
     /// After tooBig: fewer repetitions, then fewer columns or scalars; a
     /// single object that is too big on its own is given up.
+    /// Whether [`Walker::shrink`] would make `request` smaller (rather than
+    /// give its objects up).
+    fn can_shrink(&self, request: &Request) -> bool {
+        match request {
+            Request::Get(idx) => idx.len() > 1,
+            Request::Walk(idx) => {
+                (self.mode == Mode::Bulk && self.max_repetitions > 1) || idx.len() > 1
+            }
+        }
+    }
+
     fn shrink(&mut self, request: &Request) {
         match request {
             Request::Get(idx) => {
@@ -602,5 +683,27 @@ impl WalkError {
             WalkError::StoppedAnswering => "the device stopped answering during the walk",
             WalkError::Deadline => "the walk did not finish before its deadline",
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::printer::plan::walk_plan;
+
+    /// A scalar that did not fit would never be asked for.
+    #[test]
+    fn every_scalar_of_the_plan_fits_its_buffer() {
+        let mut scalars = 0;
+        for read in walk_plan() {
+            if let Read::Get(arcs) = read {
+                scalars += 1;
+                assert!(
+                    OidBuf::<SCALAR_OID_LEN>::from_arcs(arcs).is_ok(),
+                    "{arcs:?} does not fit {SCALAR_OID_LEN} octets"
+                );
+            }
+        }
+        assert!(scalars > 20, "{scalars}");
     }
 }

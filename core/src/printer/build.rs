@@ -9,7 +9,7 @@
 use super::plan::oids;
 use super::text::{Origin, Text};
 use super::vendor::{self, Correction, IdentityField, Vendor};
-use super::{Alert, Counter, Identity, Qualification, Snapshot, SourceOid, Status, Supply, Tray};
+use super::{Alert, Counter, Qualification, Snapshot, SourceOid, Supply, Tray};
 use crate::ber::{OidBuf, OidRef};
 use crate::snmp::{Value, VarBind};
 use heapless::Vec;
@@ -34,7 +34,14 @@ struct Tagged<T> {
 /// Collects varbinds of one device and turns them into a [`Snapshot`].
 #[derive(Debug, Clone, Default)]
 pub struct SnapshotBuilder {
-    identity: Identity,
+    /// The snapshot being built, in place. While varbinds arrive its
+    /// identity holds the MIB-II values, its rows those of every device,
+    /// and its counters the vendor counters; `finish_in_place` resolves
+    /// the identity and keeps the printer's rows. (One structure rather
+    /// than a builder and a snapshot: a device with little RAM has room
+    /// for only one of them.)
+    snap: Snapshot,
+    finished: bool,
     enterprise: Option<u32>,
     hr_types: Vec<(u32, bool), 16>,
     hr_descr: Vec<(u32, Text<128>), 8>,
@@ -47,17 +54,11 @@ pub struct SnapshotBuilder {
     vendor_fields: Vec<(usize, (IdentityField, Text<128>)), 8>,
     interfaces: Vec<Interface, 16>,
     markers: Vec<Tagged<(Option<u64>, Option<u64>)>, 8>,
-    supplies: Vec<Supply, { super::MAX_SUPPLIES }>,
     colorants: Vec<Tagged<Text<32>>, 16>,
-    trays: Vec<Tray, { super::MAX_TRAYS }>,
-    outputs: Vec<Tray, { super::MAX_OUTPUTS }>,
-    alerts: Vec<Alert, { super::MAX_ALERTS }>,
     console: Vec<Tagged<Text<80>>, 8>,
-    vendor_counters: Vec<Counter, { super::MAX_COUNTERS }>,
     ricoh_kinds: Vec<(u32, i64), 32>,
     ricoh_values: Vec<(u32, (u64, SourceOid)), 32>,
     ricoh_levels: Vec<(u32, i32), 8>,
-    overflowed: bool,
 }
 
 fn as_i32(v: &Value<'_>) -> Option<i32> {
@@ -192,11 +193,56 @@ impl SnapshotBuilder {
         Self::default()
     }
 
+    /// Empties the builder where it lies, for the next device: a builder is
+    /// tens of KiB, which a device with little RAM must not rebuild on its
+    /// stack. (Destructured so that a new field cannot be forgotten here.)
+    pub fn reset(&mut self) {
+        let Self {
+            snap,
+            finished,
+            enterprise,
+            hr_types,
+            hr_descr,
+            hr_status,
+            printer_status,
+            error_state,
+            prt_devices,
+            std_serial,
+            vendor_fields,
+            interfaces,
+            markers,
+            colorants,
+            console,
+            ricoh_kinds,
+            ricoh_values,
+            ricoh_levels,
+        } = self;
+        snap.clear();
+        *finished = false;
+        *enterprise = None;
+        hr_types.clear();
+        hr_descr.clear();
+        hr_status.clear();
+        printer_status.clear();
+        error_state.clear();
+        prt_devices.clear();
+        std_serial.clear();
+        vendor_fields.clear();
+        interfaces.clear();
+        markers.clear();
+        colorants.clear();
+        console.clear();
+        ricoh_kinds.clear();
+        ricoh_values.clear();
+        ricoh_levels.clear();
+    }
+
     /// Takes one varbind. Exceptions, NULLs and names the model does not
     /// know are ignored; values of the wrong type are ignored too (a device
-    /// answering an INTEGER column with a string tells us nothing).
+    /// answering an INTEGER column with a string tells us nothing). A
+    /// finished builder takes none.
     pub fn push(&mut self, vb: &VarBind<'_>) {
-        if vb.value.is_exception() || vb.value == Value::Null {
+        if self.finished || vb.value.is_exception() || vb.value == Value::Null {
             return;
         }
         let mut buf = [0u32; MAX_MODEL_ARCS];
@@ -218,13 +264,15 @@ impl SnapshotBuilder {
     }
 
     fn push_mib2(&mut self, arcs: &[u32], v: &Value<'_>) {
-        let ov = &mut self.overflowed;
+        let ov = &mut self.snap.overflowed;
         match arcs {
             // system group
-            [1, 1, 0] => self.identity.sys_descr = text(v, Origin::Standard).unwrap_or_default(),
+            [1, 1, 0] => {
+                self.snap.identity.sys_descr = text(v, Origin::Standard).unwrap_or_default()
+            }
             [1, 2, 0] => {
                 if let Value::ObjectId(o) = v {
-                    self.identity.sys_object_id = OidBuf::try_from(*o).ok();
+                    self.snap.identity.sys_object_id = OidBuf::try_from(*o).ok();
                     self.enterprise = match o.arcs().take(7).collect::<Vec<u32, 7>>().as_slice() {
                         [1, 3, 6, 1, 4, 1, e] => Some(*e),
                         _ => None,
@@ -233,12 +281,18 @@ impl SnapshotBuilder {
             }
             [1, 3, 0] => {
                 if let Value::TimeTicks(t) = v {
-                    self.identity.sys_uptime_cs = Some(*t);
+                    self.snap.identity.sys_uptime_cs = Some(*t);
                 }
             }
-            [1, 4, 0] => self.identity.sys_contact = text(v, Origin::Standard).unwrap_or_default(),
-            [1, 5, 0] => self.identity.sys_name = text(v, Origin::Standard).unwrap_or_default(),
-            [1, 6, 0] => self.identity.sys_location = text(v, Origin::Standard).unwrap_or_default(),
+            [1, 4, 0] => {
+                self.snap.identity.sys_contact = text(v, Origin::Standard).unwrap_or_default()
+            }
+            [1, 5, 0] => {
+                self.snap.identity.sys_name = text(v, Origin::Standard).unwrap_or_default()
+            }
+            [1, 6, 0] => {
+                self.snap.identity.sys_location = text(v, Origin::Standard).unwrap_or_default()
+            }
             // ifTable: ifType and ifPhysAddress
             [2, 2, 1, col @ (3 | 6), index] => {
                 let Some(iface) = row(&mut self.interfaces, ov, 0, *index) else {
@@ -291,7 +345,7 @@ impl SnapshotBuilder {
 
     fn note_prt_device(&mut self, dev: u32) {
         if !self.prt_devices.contains(&dev) && self.prt_devices.push(dev).is_err() {
-            self.overflowed = true;
+            self.snap.overflowed = true;
         }
     }
 
@@ -303,7 +357,7 @@ impl SnapshotBuilder {
             _ => return,
         };
         self.note_prt_device(dev);
-        let ov = &mut self.overflowed;
+        let ov = &mut self.snap.overflowed;
         match arcs {
             [5, 1, 1, 17, _] => {
                 if let Some(t) = text(v, Origin::Standard) {
@@ -312,7 +366,7 @@ impl SnapshotBuilder {
             }
             // prtInputTable
             [8, 2, 1, col, _, index] => {
-                let Some(tray) = row(&mut self.trays, ov, dev, *index) else {
+                let Some(tray) = row(&mut self.snap.trays, ov, dev, *index) else {
                     return;
                 };
                 match col {
@@ -329,7 +383,7 @@ impl SnapshotBuilder {
             }
             // prtOutputTable
             [9, 2, 1, col, _, index] => {
-                let Some(bin) = row(&mut self.outputs, ov, dev, *index) else {
+                let Some(bin) = row(&mut self.snap.outputs, ov, dev, *index) else {
                     return;
                 };
                 match col {
@@ -352,7 +406,7 @@ impl SnapshotBuilder {
             }
             // prtMarkerSuppliesTable
             [11, 1, 1, col, _, index] => {
-                let Some(s) = row(&mut self.supplies, ov, dev, *index) else {
+                let Some(s) = row(&mut self.snap.supplies, ov, dev, *index) else {
                     return;
                 };
                 match col {
@@ -401,7 +455,7 @@ impl SnapshotBuilder {
             }
             // prtAlertTable
             [18, 1, 1, col, _, index] => {
-                let Some(a) = row(&mut self.alerts, ov, dev, *index) else {
+                let Some(a) = row(&mut self.snap.alerts, ov, dev, *index) else {
                     return;
                 };
                 match col {
@@ -426,11 +480,12 @@ impl SnapshotBuilder {
             return;
         };
         if self
-            .vendor_counters
+            .snap
+            .counters
             .push(Counter { name, value, oid })
             .is_err()
         {
-            self.overflowed = true;
+            self.snap.overflowed = true;
         }
     }
 
@@ -446,7 +501,7 @@ impl SnapshotBuilder {
             {
                 set(
                     &mut self.vendor_fields,
-                    &mut self.overflowed,
+                    &mut self.snap.overflowed,
                     rank,
                     (*field, t),
                 );
@@ -485,7 +540,7 @@ impl SnapshotBuilder {
             }
             return;
         }
-        let ov = &mut self.overflowed;
+        let ov = &mut self.snap.overflowed;
         if let Some([row]) = arcs.strip_prefix(vendor::RICOH_COUNTER_TYPE) {
             if let Value::Integer(kind) = v {
                 set(&mut self.ricoh_kinds, ov, *row, *kind);
@@ -516,17 +571,25 @@ impl SnapshotBuilder {
     }
 
     /// Builds the snapshot.
-    pub fn finish(self) -> Snapshot {
-        let mut snapshot = Snapshot::default();
-        self.finish_into(&mut snapshot);
-        snapshot
+    pub fn finish(mut self) -> Snapshot {
+        self.finish_in_place();
+        self.snap
     }
 
-    /// Builds the snapshot into `out`, replacing what it held, field by
-    /// field: a snapshot is tens of KiB, and a device with little RAM keeps
-    /// one and fills it rather than pay for the copies a returned value
-    /// costs on its stack.
-    pub fn finish_into(&self, out: &mut Snapshot) {
+    /// Builds the snapshot where the builder lies and lends it: a snapshot
+    /// is tens of KiB, and a device with little RAM keeps one builder and
+    /// no separate snapshot. The builder takes no more varbinds afterwards
+    /// (they are ignored) until [`SnapshotBuilder::reset`]; finishing again
+    /// lends the same snapshot.
+    pub fn finish_in_place(&mut self) -> &Snapshot {
+        if !self.finished {
+            self.finished = true;
+            self.resolve();
+        }
+        &self.snap
+    }
+
+    fn resolve(&mut self) {
         let qualification = self.qualify();
         let dev = match qualification {
             Qualification::Printer { device_index } => device_index,
@@ -536,98 +599,32 @@ impl SnapshotBuilder {
                 .find(|(_, p)| *p)
                 .map_or(1, |(d, _)| *d),
         };
-        out.qualification = qualification;
-        out.overflowed = self.overflowed;
-        // The builder's lists have the snapshot's capacities, so a subset
-        // always fits.
-        out.trays.clear();
-        out.trays
-            .extend(self.trays.iter().filter(|t| t.device == dev).cloned());
-        out.outputs.clear();
-        out.outputs
-            .extend(self.outputs.iter().filter(|t| t.device == dev).cloned());
-        out.alerts.clear();
-        out.alerts
-            .extend(self.alerts.iter().filter(|a| a.device == dev).cloned());
-        out.status = Status {
-            device_status: get(&self.hr_status, dev).copied(),
-            printer_status: get(&self.printer_status, dev).copied(),
-            error_state: get(&self.error_state, dev).cloned().unwrap_or_default(),
-            console: console_text(&self.console, dev),
-        };
-        out.identity = self.resolve_identity(dev);
-        let family = out.identity.vendor.map(Vendor::family);
-        out.supplies.clear();
-        out.supplies.extend(
-            self.supplies
-                .iter()
-                .filter(|s| s.device == dev)
-                .map(|s| self.finish_supply(s, family)),
-        );
-        self.collect_counters(dev, &mut out.counters, &mut out.overflowed);
+        self.snap.qualification = qualification;
+        self.snap.trays.retain(|t| t.device == dev);
+        self.snap.outputs.retain(|t| t.device == dev);
+        self.snap.alerts.retain(|a| a.device == dev);
+        self.snap.supplies.retain(|s| s.device == dev);
+        self.snap.status.device_status = get(&self.hr_status, dev).copied();
+        self.snap.status.printer_status = get(&self.printer_status, dev).copied();
+        self.snap.status.error_state = get(&self.error_state, dev).cloned().unwrap_or_default();
+        self.snap.status.console = console_text(&self.console, dev);
+        self.resolve_identity(dev);
+        let family = self.snap.identity.vendor.map(Vendor::family);
+        for s in self.snap.supplies.iter_mut() {
+            finish_supply(s, &self.colorants, &self.ricoh_levels, family);
+        }
+        self.collect_counters(dev);
         // In OID order, whatever order the answers came in.
-        out.counters.sort_unstable_by(|a, b| a.oid.cmp(&b.oid));
+        self.snap
+            .counters
+            .sort_unstable_by(|a, b| a.oid.cmp(&b.oid));
     }
 
-    fn finish_supply(&self, s: &Supply, family: Option<Vendor>) -> Supply {
-        let mut s = s.clone();
-        if let Some(c) = s
-            .colorant_index
-            .and_then(|i| u32::try_from(i).ok())
-            .and_then(|i| {
-                self.colorants
-                    .iter()
-                    .find(|c| c.device == s.device && c.index == i)
-            })
-        {
-            s.colorant = c.value.clone();
-        }
-        let (name, part, serial) = vendor::split_part_number(s.description.as_str());
-        if name.len() != s.description.as_str().len() {
-            s.part_number = Text::from_str_lossy(part.unwrap_or_default());
-            s.supply_serial = Text::from_str_lossy(serial.unwrap_or_default());
-            s.description = s.description.with_text(name);
-        }
-        // Vendor corrections: the one place levels are changed, and recorded.
-        if family == Some(Vendor::Brother)
-            && s.max_capacity.is_some_and(|m| m <= 0)
-            && s.reported_level.is_some_and(|l| (0..=3).contains(&l))
-        {
-            s.correction = Some(Correction::BrotherCode);
-        }
-        if family == Some(Vendor::Ricoh) {
-            match s.reported_level {
-                Some(-100) => {
-                    s.level = Some(0);
-                    s.correction = Some(Correction::RicohEmpty);
-                }
-                Some(-3) => {
-                    if let Some(level) = get(&self.ricoh_levels, s.index)
-                        .copied()
-                        .filter(|l| *l >= 0)
-                    {
-                        s.level = Some(level);
-                        s.correction = Some(Correction::RicohPrivateLevel);
-                    }
-                }
-                _ => {}
-            }
-        }
-        s
-    }
-
-    fn collect_counters(
-        &self,
-        dev: u32,
-        out: &mut Vec<Counter, { super::MAX_COUNTERS }>,
-        overflowed: &mut bool,
-    ) {
-        out.clear();
-        let mut push = |c: Counter| {
-            if out.push(c).is_err() {
-                *overflowed = true;
-            }
-        };
+    /// Adds the standard and Ricoh counters to the vendor counters the
+    /// snapshot holds already. The standard ones come first: when the list
+    /// is full, a vendor counter makes room for them.
+    fn collect_counters(&mut self, dev: u32) {
+        let snap = &mut self.snap;
         for m in self.markers.iter().filter(|m| m.device == dev) {
             let names = marker_counter_names(m.index);
             for (value, col, name) in [(m.value.0, 4, names.0), (m.value.1, 5, names.1)] {
@@ -638,24 +635,28 @@ impl SnapshotBuilder {
                 for arc in [col, dev, m.index] {
                     oid = oid.and_then(|mut o| o.push(arc).ok().map(|_| o));
                 }
-                if let Some(oid) = oid {
-                    push(Counter { name, value, oid });
+                let Some(oid) = oid else { continue };
+                if snap.counters.is_full() {
+                    snap.counters.pop();
+                    snap.overflowed = true;
                 }
+                let _ = snap.counters.push(Counter { name, value, oid });
             }
-        }
-        for c in &self.vendor_counters {
-            push(c.clone());
         }
         for (row, kind) in &self.ricoh_kinds {
             if let (Some(name), Some((value, oid))) = (
                 vendor::ricoh_counter_name(*kind),
                 get(&self.ricoh_values, *row),
-            ) {
-                push(Counter {
+            ) && snap
+                .counters
+                .push(Counter {
                     name,
                     value: *value,
                     oid: oid.clone(),
-                });
+                })
+                .is_err()
+            {
+                snap.overflowed = true;
             }
         }
     }
@@ -679,37 +680,27 @@ impl SnapshotBuilder {
         best.map(|(_, t)| t)
     }
 
-    fn resolve_identity(&self, dev: u32) -> Identity {
-        let mut id = self.identity.clone();
-        id.hr_device_descr = get(&self.hr_descr, dev)
+    /// Completes the identity the MIB-II values started, in place.
+    fn resolve_identity(&mut self, dev: u32) {
+        let hr_device_descr = get(&self.hr_descr, dev)
             .or_else(|| self.hr_descr.first().map(|(_, t)| t))
             .cloned()
             .unwrap_or_default();
-        id.vendor = Vendor::identify(
-            id.sys_descr.as_str(),
-            self.enterprise,
-            id.hr_device_descr.as_str(),
-        );
-        let family = id.vendor.map(Vendor::family);
-        id.serial = get(&self.std_serial, dev)
+        let sys_descr = self.snap.identity.sys_descr.as_str();
+        let vendor = Vendor::identify(sys_descr, self.enterprise, hr_device_descr.as_str());
+        let family = vendor.map(Vendor::family);
+        let serial = get(&self.std_serial, dev)
             .filter(|t| !t.is_empty())
             .cloned()
             .or_else(|| {
                 self.vendor_field(IdentityField::Serial, family)
                     .map(|t| Text::from_str_lossy(t.as_str()))
             })
-            .or_else(|| {
-                vendor::serial_in_sys_descr(id.sys_descr.as_str()).map(Text::from_str_lossy)
-            })
+            .or_else(|| vendor::serial_in_sys_descr(sys_descr).map(Text::from_str_lossy))
             .unwrap_or_default();
         // Model: a vendor model object, the MDL of a device ID, the
         // printer's hrDeviceDescr, and last the head of sysDescr.
-        let sys_descr_head = id
-            .sys_descr
-            .as_str()
-            .split([',', ';'])
-            .next()
-            .unwrap_or_default();
+        let sys_descr_head = sys_descr.split([',', ';']).next().unwrap_or_default();
         let model: Text<128> = self
             .vendor_field(IdentityField::Model, family)
             .map(|t| Text::from_str_lossy(t.as_str()))
@@ -719,17 +710,23 @@ impl SnapshotBuilder {
                     .map(Text::from_str_lossy)
             })
             .or_else(|| {
-                (!id.hr_device_descr.is_empty())
-                    .then(|| Text::from_str_lossy(id.hr_device_descr.as_str()))
+                (!hr_device_descr.is_empty())
+                    .then(|| Text::from_str_lossy(hr_device_descr.as_str()))
             })
             .unwrap_or_else(|| Text::from_str_lossy(sys_descr_head));
-        id.model = Text::from_str_lossy(strip_brand(model.as_str(), id.vendor));
-        id.firmware = self
+        let model = Text::from_str_lossy(strip_brand(model.as_str(), vendor));
+        let firmware = self
             .vendor_field(IdentityField::Firmware, family)
             .map(|t| Text::from_str_lossy(t.as_str()))
             .unwrap_or_default();
-        id.mac = self.first_ethernet_mac();
-        id
+        let mac = self.first_ethernet_mac();
+        let id = &mut self.snap.identity;
+        id.hr_device_descr = hr_device_descr;
+        id.vendor = vendor;
+        id.serial = serial;
+        id.model = model;
+        id.firmware = firmware;
+        id.mac = mac;
     }
 
     fn first_ethernet_mac(&self) -> Option<[u8; 6]> {
@@ -786,6 +783,56 @@ fn strip_brand(model: &str, vendor: Option<Vendor>) -> &str {
                 .flatten()
         })
         .unwrap_or(model)
+}
+
+/// A printer's supply made final: its colorant's name, the part number
+/// and serial its description carries, and the vendor corrections.
+fn finish_supply(
+    s: &mut Supply,
+    colorants: &[Tagged<Text<32>>],
+    ricoh_levels: &[(u32, i32)],
+    family: Option<Vendor>,
+) {
+    if let Some(c) = s
+        .colorant_index
+        .and_then(|i| u32::try_from(i).ok())
+        .and_then(|i| {
+            colorants
+                .iter()
+                .find(|c| c.device == s.device && c.index == i)
+        })
+    {
+        s.colorant = c.value.clone();
+    }
+    let description = s.description.clone();
+    let (name, part, serial) = vendor::split_part_number(description.as_str());
+    if name.len() != description.as_str().len() {
+        s.part_number = Text::from_str_lossy(part.unwrap_or_default());
+        s.supply_serial = Text::from_str_lossy(serial.unwrap_or_default());
+        s.description = description.with_text(name);
+    }
+    // Vendor corrections: the one place levels are changed, and recorded.
+    if family == Some(Vendor::Brother)
+        && s.max_capacity.is_some_and(|m| m <= 0)
+        && s.reported_level.is_some_and(|l| (0..=3).contains(&l))
+    {
+        s.correction = Some(Correction::BrotherCode);
+    }
+    if family == Some(Vendor::Ricoh) {
+        match s.reported_level {
+            Some(-100) => {
+                s.level = Some(0);
+                s.correction = Some(Correction::RicohEmpty);
+            }
+            Some(-3) => {
+                if let Some(level) = get(ricoh_levels, s.index).copied().filter(|l| *l >= 0) {
+                    s.level = Some(level);
+                    s.correction = Some(Correction::RicohPrivateLevel);
+                }
+            }
+            _ => {}
+        }
+    }
 }
 
 fn console_text(lines: &[Tagged<Text<80>>], dev: u32) -> Text<160> {

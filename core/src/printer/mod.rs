@@ -47,6 +47,37 @@ pub struct Identity {
     pub hr_device_descr: Text<128>,
 }
 
+impl Identity {
+    /// Empties every field where it lies (see `SnapshotBuilder::reset`).
+    pub fn clear(&mut self) {
+        let Self {
+            vendor,
+            model,
+            serial,
+            firmware,
+            mac,
+            sys_descr,
+            sys_object_id,
+            sys_name,
+            sys_location,
+            sys_contact,
+            sys_uptime_cs,
+            hr_device_descr,
+        } = self;
+        *vendor = None;
+        *mac = None;
+        *sys_object_id = None;
+        *sys_uptime_cs = None;
+        for t in [model, serial, firmware, sys_name] {
+            t.clear();
+        }
+        for t in [sys_location, sys_contact, hr_device_descr] {
+            t.clear();
+        }
+        sys_descr.clear();
+    }
+}
+
 /// One page counter and where it came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Counter {
@@ -259,6 +290,39 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    /// Empties every field where it lies (see `SnapshotBuilder::reset`).
+    pub fn clear(&mut self) {
+        let Self {
+            qualification,
+            identity,
+            counters,
+            supplies,
+            trays,
+            outputs,
+            alerts,
+            status,
+            overflowed,
+        } = self;
+        *qualification = Qualification::NotAPrinter;
+        identity.clear();
+        counters.clear();
+        supplies.clear();
+        trays.clear();
+        outputs.clear();
+        alerts.clear();
+        let Status {
+            device_status,
+            printer_status,
+            error_state,
+            console,
+        } = status;
+        *device_status = None;
+        *printer_status = None;
+        error_state.clear();
+        console.clear();
+        *overflowed = false;
+    }
+
     pub fn is_printer(&self) -> bool {
         matches!(self.qualification, Qualification::Printer { .. })
     }

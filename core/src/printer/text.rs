@@ -1,5 +1,4 @@
-//! Printer strings: raw octets kept, and decoded to UTF-8 by one documented
-//! strategy.
+//! Printer strings decoded to UTF-8 by one documented strategy.
 //!
 //! Printers send ASCII, UTF-8 (CJK models), ISO-8859-x, UTF-16, strings with
 //! trailing NULs, and HP's private strings with a two-octet PCL symbol-set
@@ -17,9 +16,11 @@
 //! 5. drop trailing NULs and whitespace, and replace other control
 //!    characters (but tab and newline) by spaces.
 //!
-//! The raw octets are kept unchanged beside the text.
+//! Only the text is kept: nothing reads the octets afterwards, and keeping
+//! them doubled the size of every snapshot, which a device with 128 KiB of
+//! RAM cannot pay for.
 
-use heapless::{String, Vec};
+use heapless::String;
 
 /// Where a string came from, when that changes how it is read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,10 +30,9 @@ pub enum Origin {
     HpPrivate,
 }
 
-/// A device string: the raw octets (up to `N`) and their decoded text.
+/// A device string decoded to text of at most `N` octets.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Text<const N: usize> {
-    raw: Vec<u8, N>,
     text: String<N>,
     /// The device sent more than `N` octets, or the text needed more room.
     truncated: bool,
@@ -41,10 +41,6 @@ pub struct Text<const N: usize> {
 impl<const N: usize> Text<N> {
     pub fn new(raw: &[u8], origin: Origin) -> Self {
         let mut t = Self::default();
-        let keep = raw.get(..N).unwrap_or(raw);
-        t.truncated = keep.len() < raw.len();
-        // Capacity was checked by taking at most N octets.
-        let _ = t.raw.extend_from_slice(keep);
         let body = match origin {
             Origin::HpPrivate => strip_hp_prefix(raw),
             Origin::Standard => raw,
@@ -58,9 +54,9 @@ impl<const N: usize> Text<N> {
         self.text.as_str()
     }
 
-    /// The octets as the device sent them (at most `N`).
-    pub fn raw(&self) -> &[u8] {
-        &self.raw
+    pub fn clear(&mut self) {
+        self.text.clear();
+        self.truncated = false;
     }
 
     pub fn is_empty(&self) -> bool {
@@ -71,16 +67,15 @@ impl<const N: usize> Text<N> {
         self.truncated
     }
 
-    /// The same raw octets with a derived text (a description without its
-    /// part number, say).
+    /// A derived text (a description without its part number, say) that
+    /// stays marked truncated when its source was.
     pub fn with_text(&self, text: &str) -> Self {
         let mut t = Self::from_str_lossy(text);
-        t.raw = self.raw.clone();
         t.truncated |= self.truncated;
         t
     }
 
-    /// Text without the raw octets, for values the agent derives itself.
+    /// Text for values the agent derives itself.
     pub fn from_str_lossy(s: &str) -> Self {
         Self::new(s.as_bytes(), Origin::Standard)
     }
@@ -175,7 +170,6 @@ mod tests {
     #[test]
     fn strategy_in_order() {
         assert_eq!(text(b"Black Toner\0\0").as_str(), "Black Toner");
-        assert_eq!(text(b"Black Toner\0\0").raw(), b"Black Toner\0\0");
         assert_eq!(text("トナー黒".as_bytes()).as_str(), "トナー黒");
         // ISO-8859-1 when not UTF-8.
         assert_eq!(text(b"Magenta Tr\xe4ger").as_str(), "Magenta Träger");
@@ -199,7 +193,6 @@ mod tests {
             Text::<32>::new(b"\xfd\xe8Tray 1", Origin::HpPrivate).as_str(),
             "Tray 1"
         );
-        assert_eq!(Text::<32>::new(raw, Origin::HpPrivate).raw(), raw);
         assert_eq!(
             Text::<32>::new(raw, Origin::Standard).as_str(),
             "  VNCRC48198"
@@ -209,10 +202,7 @@ mod tests {
     #[test]
     fn long_strings_are_truncated_and_say_so() {
         let t = Text::<4>::new(b"abcdef", Origin::Standard);
-        assert_eq!(
-            (t.as_str(), t.raw(), t.is_truncated()),
-            ("abcd", &b"abcd"[..], true)
-        );
+        assert_eq!((t.as_str(), t.is_truncated()), ("abcd", true));
         // A multi-octet character that does not fit is dropped whole.
         let t = Text::<4>::new("abcé".as_bytes(), Origin::Standard);
         assert_eq!((t.as_str(), t.is_truncated()), ("abc", true));

@@ -11,7 +11,9 @@
 //! // SAFETY: the LAN9118 is mapped there on mps2-an386, and only this driver touches it.
 //! static ETH_REGS: lan9118::Mmio = unsafe { lan9118::Mmio::new(lan9118::MPS2_AN386_BASE) };
 //!
-//! let mut eth = lan9118::Lan9118::new(ETH_REGS, &ETH_STATE);
+//! static FRAMES: StaticCell<lan9118::Frames> = StaticCell::new();
+//!
+//! let mut eth = lan9118::Lan9118::new(ETH_REGS, &ETH_STATE, FRAMES.init(lan9118::Frames::new()));
 //! eth.init()?;                       // sets IRQ_CFG: only now may IRQ 13 be unmasked
 //! NVIC::unpend(Irq13); unsafe { NVIC::unmask(Irq13) };
 //! let (stack, runner) = embassy_net::new(eth, config, resources, seed);
@@ -331,6 +333,31 @@ pub fn on_interrupt<R: Registers + ?Sized>(regs: &R, state: &State) {
     }
 }
 
+/// The frame being received and the one being sent. Kept apart from the
+/// driver, in the caller's static memory: the driver value is moved into
+/// the network stack and its task several times, and 3 KiB of buffers in it
+/// would be copied across the stack each time.
+pub struct Frames {
+    rx: [u8; RX_BUF_LEN],
+    tx: [u8; TX_BUF_LEN],
+}
+
+impl Frames {
+    /// Zeroed buffers (a `static` of them costs no flash).
+    pub const fn new() -> Self {
+        Frames {
+            rx: [0; RX_BUF_LEN],
+            tx: [0; TX_BUF_LEN],
+        }
+    }
+}
+
+impl Default for Frames {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// The driver. Build it with [`Lan9118::new`], bring the controller up with
 /// [`Lan9118::init`], then hand it to `embassy_net::new` (it implements
 /// [`embassy_net_driver::Driver`]).
@@ -341,14 +368,14 @@ pub struct Lan9118<'s, R: Registers> {
     link_up: bool,
     ready: bool,
     tx_tag: u16,
-    rx_buf: [u8; RX_BUF_LEN],
-    tx_buf: [u8; TX_BUF_LEN],
+    rx_buf: &'s mut [u8; RX_BUF_LEN],
+    tx_buf: &'s mut [u8; TX_BUF_LEN],
 }
 
 impl<'s, R: Registers> Lan9118<'s, R> {
-    /// A driver for the controller behind `regs`, sharing `state` with [`on_interrupt`].
-    /// Touches no register: call [`init`](Self::init) next.
-    pub fn new(regs: R, state: &'s State) -> Self {
+    /// A driver for the controller behind `regs`, sharing `state` with [`on_interrupt`],
+    /// with `frames` for its buffers. Touches no register: call [`init`](Self::init) next.
+    pub fn new(regs: R, state: &'s State, frames: &'s mut Frames) -> Self {
         Lan9118 {
             regs,
             state,
@@ -356,8 +383,8 @@ impl<'s, R: Registers> Lan9118<'s, R> {
             link_up: false,
             ready: false,
             tx_tag: 0,
-            rx_buf: [0; RX_BUF_LEN],
-            tx_buf: [0; TX_BUF_LEN],
+            rx_buf: &mut frames.rx,
+            tx_buf: &mut frames.tx,
         }
     }
 
@@ -652,7 +679,7 @@ impl<'s, R: Registers> driver::Driver for Lan9118<'s, R> {
         Some(TxToken {
             regs: &self.regs,
             state: self.state,
-            buf: &mut self.tx_buf,
+            buf: self.tx_buf,
             tag: &mut self.tx_tag,
         })
     }

@@ -8,7 +8,7 @@ use embassy_net_driver::{Driver, HardwareAddress, LinkState, RxToken as _, TxTok
 
 use crate::model::{FAKE_CRC, MODEL_MAC, Model};
 use crate::regs::*;
-use crate::{Counters, InitError, Lan9118, MTU, State, on_interrupt};
+use crate::{Counters, Frames, InitError, Lan9118, MTU, State, on_interrupt};
 
 /// A waker that counts its wake-ups.
 struct Flag(AtomicUsize);
@@ -32,7 +32,7 @@ fn woken(f: &Flag) -> usize {
 }
 
 fn up<'a>(model: &'a Model, state: &'a State) -> Lan9118<'a, &'a Model> {
-    let mut eth = Lan9118::new(model, state);
+    let mut eth = Lan9118::new(model, state, Box::leak(Box::new(Frames::new())));
     eth.init().expect("init");
     eth
 }
@@ -124,7 +124,9 @@ fn bring_up_errors() {
 
     let model = Model::new();
     model.with(|m| m.byte_test = 0x4321_8765);
-    let err = Lan9118::new(&model, &state).init().unwrap_err();
+    let err = Lan9118::new(&model, &state, &mut Frames::new())
+        .init()
+        .unwrap_err();
     assert_eq!(err, InitError::ByteTest(0x4321_8765));
     assert!(err.to_string().contains("BYTE_TEST"));
     assert_eq!(
@@ -135,25 +137,33 @@ fn bring_up_errors() {
 
     let model = Model::new();
     model.with(|m| m.id_rev = 0x1234_0001);
-    let err = Lan9118::new(&model, &state).init().unwrap_err();
+    let err = Lan9118::new(&model, &state, &mut Frames::new())
+        .init()
+        .unwrap_err();
     assert_eq!(err, InitError::UnknownChip(0x1234_0001));
     assert!(err.to_string().contains("0x12340001"));
 
     let model = Model::new();
     model.with(|m| m.reset_delay = 10);
     assert!(
-        Lan9118::new(&model, &state).init().is_ok(),
+        Lan9118::new(&model, &state, &mut Frames::new())
+            .init()
+            .is_ok(),
         "a slow reset is waited for"
     );
 
     let model = Model::new();
     model.with(|m| m.reset_delay = u32::MAX);
-    let err = Lan9118::new(&model, &state).init().unwrap_err();
+    let err = Lan9118::new(&model, &state, &mut Frames::new())
+        .init()
+        .unwrap_err();
     assert_eq!(err, InitError::ResetTimeout);
 
     let model = Model::new();
     model.with(|m| m.mac = [0; 6]);
-    let err = Lan9118::new(&model, &state).init().unwrap_err();
+    let err = Lan9118::new(&model, &state, &mut Frames::new())
+        .init()
+        .unwrap_err();
     assert_eq!(err, InitError::NoMacAddress([0; 6]));
 }
 
@@ -161,7 +171,8 @@ fn bring_up_errors() {
 fn uninitialised_driver_is_inert() {
     let model = Model::new();
     let state = State::new();
-    let mut eth = Lan9118::new(&model, &state);
+    let mut frames = Frames::new();
+    let mut eth = Lan9118::new(&model, &state, &mut frames);
     let (_, w) = flag();
     let mut cx = Context::from_waker(&w);
     assert!(eth.receive(&mut cx).is_none());
