@@ -142,10 +142,11 @@ in_ns timeout 120 "$dca" scan 10.77.0.64/26 10.77.1.0/26 --port 161 --retries 3 
 cat "$tmp/scan.log"
 
 "$dca" provision --targets 10.77.0.64/26,10.77.1.0/26 --sweeps 1 --port 161 --out "$tmp/prov.bin"
-# The third boot: the generated fleet only, and an address of its own for
-# when DHCP stays silent.
+# The third boot: the generated fleet only, an address of its own for when
+# DHCP stays silent, and a cloud (which this image only logs).
 "$dca" provision --targets 10.77.1.0/26 --sweeps 1 --port 161 \
-  --static 10.77.0.50/24@10.77.0.1 --out "$tmp/prov-static.bin"
+  --static 10.77.0.50/24@10.77.0.1 --cloud https://10.77.0.1:8443 \
+  --pin "$(printf 'ab%.0s' {1..32})" --token fwnet-token --out "$tmp/prov-static.bin"
 
 # The garbage sender: $1 datagrams at $2 per second to every UDP port
 # 1024-65535 of $3 in turn, from the gateway's address and from every printer
@@ -411,7 +412,8 @@ boot() {
   if [ "$mode" = static ]; then
     [ -n "$addr" ] || ok=1
     local want
-    for want in 'using the static address 10.77.0.50/24' 'agent: link down' 'agent: link up'; do
+    for want in 'using the static address 10.77.0.50/24' 'agent: link down' 'agent: link up' \
+      'agent: cloud https://10.77.0.1:8443, trusted by 1 key pin'; do
       if ! grep -q "$want" "$tmp/$label.log"; then
         echo "$label: the log lacks \"$want\"" >&2
         ok=1

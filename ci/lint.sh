@@ -6,3 +6,7 @@ cargo fmt --all --check
 (cd firmware && cargo fmt --check)
 cargo clippy --workspace --all-targets --locked -- -D warnings
 (cd firmware && cargo clippy --release --locked -- -D warnings)
+# The firmware's library crates, with their host tests.
+for crate in lan9118 cloud-tls; do
+  (cd "firmware/$crate" && cargo clippy --all-targets --locked -- -D warnings)
+done

@@ -58,8 +58,11 @@ else
 fi
 
 # The firmware's library crates test on the host (their .cargo/config.toml
-# picks the host target): the driver against its register model.
-(cd firmware/lan9118 && cargo test --locked)
+# picks the host target): the driver against its register model, the
+# cloud's TLS trust in handshakes with rustls; and build for the device.
+for crate in lan9118 cloud-tls; do
+  (cd "firmware/$crate" && cargo test --locked && cargo build --release --locked --target "$target")
+done
 
 # No `alloc` or `std` crate may be linked into the firmware image.
 if grep -aq 'liballoc\|alloc::alloc::\|__rust_alloc' "$image" ; then
@@ -68,7 +71,7 @@ if grep -aq 'liballoc\|alloc::alloc::\|__rust_alloc' "$image" ; then
 fi
 
 # Run it: the image exits through semihosting with success only if the
-# codec, sync, session and timer checks held. QEMU is bounded in time. Its
+# codec, sync, session, timer and entropy checks held. QEMU is bounded in time. Its
 # output is defmt frames (the firmware logs with defmt-semihosting), decoded
 # with the image's own string table by defmt-print (ci/setup.sh installs it).
 if ! command -v defmt-print >/dev/null; then
@@ -91,4 +94,5 @@ grep -q 'codec round trip ok' <<<"$out"
 grep -q 'sync round trip ok' <<<"$out"
 grep -q 'session round ok' <<<"$out"
 grep -q 'timer check ok' <<<"$out"
+grep -q 'entropy check ok' <<<"$out"
 grep -q 'stack high-water mark' <<<"$out"

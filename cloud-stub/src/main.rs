@@ -275,6 +275,10 @@ fn serve(
             println!("dca-cloud: web page user `operator`, password {password}");
         }
         println!("dca-cloud: certificate sha256 {}", identity.fingerprint);
+        println!(
+            "dca-cloud: key pin (sha256 of the public key) {}",
+            identity.key_pin
+        );
         println!("dca-cloud: listening on https://{local}");
         use std::io::Write;
         let _ = std::io::stdout().flush();

@@ -12,8 +12,13 @@ use std::sync::Arc;
 #[derive(Debug)]
 pub struct Identity {
     pub config: Arc<ServerConfig>,
-    /// SHA-256 of the leaf certificate (DER), lowercase hex: what agents pin.
+    /// SHA-256 of the leaf certificate (DER), lowercase hex: what the host
+    /// agent's `--pin` takes.
     pub fingerprint: String,
+    /// SHA-256 of the leaf's public key (its SubjectPublicKeyInfo),
+    /// lowercase hex: what devices pin, since it survives a renewal with
+    /// the same key.
+    pub key_pin: String,
     /// Where the certificate came from, for the start-up banner.
     pub source: String,
 }
@@ -42,12 +47,31 @@ fn self_signed(dir: &Path, names: &[String]) -> Result<(PathBuf, PathBuf, bool),
         return Ok((cert, key, false));
     }
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    let generated = rcgen::generate_simple_self_signed(names.to_vec())
-        .map_err(|e| format!("cannot generate a self-signed certificate: {e}"))?;
-    std::fs::write(&cert, generated.cert.pem())
-        .map_err(|e| format!("cannot write {}: {e}", cert.display()))?;
-    write_private(&key, generated.signing_key.serialize_pem().as_bytes())?;
+    let (pem, signing_key) = generate(names)?;
+    std::fs::write(&cert, pem).map_err(|e| format!("cannot write {}: {e}", cert.display()))?;
+    write_private(&key, signing_key.serialize_pem().as_bytes())?;
     Ok((cert, key, true))
+}
+
+/// A self-signed certificate (PEM) for `names` and its key: ECDSA P-256,
+/// the one kind every agent can verify, the firmware's embedded-tls
+/// included (it cannot do RSA without an allocator).
+fn generate(names: &[String]) -> Result<(String, rcgen::KeyPair), String> {
+    let failed = |e: rcgen::Error| format!("cannot generate a self-signed certificate: {e}");
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(failed)?;
+    let cert = rcgen::CertificateParams::new(names.to_vec())
+        .and_then(|params| params.self_signed(&key))
+        .map_err(failed)?;
+    Ok((cert.pem(), key))
+}
+
+/// SHA-256 of a certificate's SubjectPublicKeyInfo, lowercase hex.
+fn key_pin(cert: &CertificateDer<'_>) -> Result<String, String> {
+    let parsed = webpki::EndEntityCert::try_from(cert)
+        .map_err(|e| format!("the certificate cannot be read: {e:?}"))?;
+    Ok(secret::sha256_hex(
+        parsed.subject_public_key_info().as_ref(),
+    ))
 }
 
 fn write_private(path: &Path, bytes: &[u8]) -> Result<(), String> {
@@ -85,6 +109,7 @@ pub fn identity(
     };
     let (certs, key) = load(&cert_path, &key_path)?;
     let fingerprint = secret::sha256_hex(&certs[0]);
+    let key_pin = key_pin(&certs[0]).map_err(|e| format!("{}: {e}", cert_path.display()))?;
     let config =
         ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
             .with_safe_default_protocol_versions()
@@ -101,6 +126,33 @@ pub fn identity(
     Ok(Identity {
         config: Arc::new(config),
         fingerprint,
+        key_pin,
         source,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_generated_certificate_is_p256_and_its_pin_is_its_key() {
+        let dir = std::env::temp_dir().join(format!("dca-cloud-tls-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let id = identity(None, None, &dir, &["cloud.example".into()]).unwrap();
+        let key_pem = std::fs::read_to_string(dir.join("dca-cloud-key.pem")).unwrap();
+        let key = rcgen::KeyPair::from_pem(&key_pem).unwrap();
+        assert!(key.is_compatible(&rcgen::PKCS_ECDSA_P256_SHA256));
+        // The pin read from the certificate is the key's own SPKI digest.
+        use rcgen::PublicKeyData;
+        assert_eq!(
+            id.key_pin,
+            secret::sha256_hex(&key.subject_public_key_info())
+        );
+        assert_ne!(id.key_pin, id.fingerprint);
+        // Kept across restarts, and so is the pin.
+        let again = identity(None, None, &dir, &["cloud.example".into()]).unwrap();
+        assert_eq!(again.key_pin, id.key_pin);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -1,6 +1,7 @@
 //! The provisioning block: what a device is told before its first boot
 //! (where to look for printers, how often, with which communities; a static
-//! address when no DHCP server answers). The host writes it (`dca
+//! address when no DHCP server answers; the cloud it delivers to, how it
+//! recognises it, and the token it enrols with). The host writes it (`dca
 //! provision`), the firmware reads it from a fixed place in flash, and both
 //! use this one encoding.
 //!
@@ -24,6 +25,14 @@ pub const MAX_TARGETS: usize = 256;
 pub const MAX_COMMUNITIES: usize = 4;
 /// The longest community.
 pub const MAX_COMMUNITY: usize = 32;
+/// The longest cloud URL.
+pub const MAX_CLOUD_URL: usize = 128;
+/// Key pins at most (the current key and those of planned rotations).
+pub const MAX_PINS: usize = 4;
+/// The largest CA certificate (DER; a P-256 CA takes about 500 bytes).
+pub const MAX_CA: usize = 1024;
+/// The longest enrollment token.
+pub const MAX_TOKEN: usize = 128;
 
 mod key {
     pub const FORMAT: u64 = 0;
@@ -33,6 +42,28 @@ mod key {
     pub const STATIC_V4: u64 = 4;
     pub const SWEEPS: u64 = 5;
     pub const PORT: u64 = 6;
+    pub const CLOUD: u64 = 7;
+}
+
+mod cloud_key {
+    pub const URL: u64 = 0;
+    pub const PINS: u64 = 1;
+    pub const CA: u64 = 2;
+    pub const TOKEN: u64 = 3;
+}
+
+/// The cloud a device delivers to.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Cloud {
+    /// `https://HOST[:PORT]`.
+    pub url: String<MAX_CLOUD_URL>,
+    /// SHA-256 of the public keys (SubjectPublicKeyInfo) the cloud may
+    /// present; any one matches.
+    pub pins: Vec<[u8; 32], MAX_PINS>,
+    /// Or a CA (DER) its certificate chain must lead to.
+    pub ca: Vec<u8, MAX_CA>,
+    /// The one-time token the device enrols with on its first boot.
+    pub token: String<MAX_TOKEN>,
 }
 
 /// An IPv4 address for the device when DHCP does not answer.
@@ -56,6 +87,8 @@ pub struct Provisioning {
     pub sweeps: u32,
     /// The printers' SNMP port.
     pub port: u16,
+    /// Where readings go; a device without one only sweeps.
+    pub cloud: Option<Cloud>,
 }
 
 impl Default for Provisioning {
@@ -71,6 +104,7 @@ impl Default for Provisioning {
             static_v4: None,
             sweeps: 0,
             port: 161,
+            cloud: None,
         }
     }
 }
@@ -80,7 +114,9 @@ impl Provisioning {
     pub fn encode(&self, buf: &mut [u8]) -> Result<usize, Error> {
         let (head, body) = buf.split_at_mut_checked(8).ok_or(Error::BufferTooSmall)?;
         let mut e = minicbor::Encoder::new(Cursor::new(body));
-        let entries = 6u64.saturating_add(u64::from(self.static_v4.is_some()));
+        let entries = 6u64
+            .saturating_add(u64::from(self.static_v4.is_some()))
+            .saturating_add(u64::from(self.cloud.is_some()));
         e.map(entries)?;
         e.u64(key::FORMAT)?.u64(FORMAT)?;
         e.u64(key::TARGETS)?.str(&self.targets)?;
@@ -100,6 +136,16 @@ impl Provisioning {
         }
         e.u64(key::SWEEPS)?.u32(self.sweeps)?;
         e.u64(key::PORT)?.u16(self.port)?;
+        if let Some(c) = &self.cloud {
+            e.u64(key::CLOUD)?.map(4)?;
+            e.u64(cloud_key::URL)?.str(&c.url)?;
+            e.u64(cloud_key::PINS)?.array(c.pins.len() as u64)?;
+            for pin in &c.pins {
+                e.bytes(pin)?;
+            }
+            e.u64(cloud_key::CA)?.bytes(&c.ca)?;
+            e.u64(cloud_key::TOKEN)?.str(&c.token)?;
+        }
         let len = e.into_writer().position();
         let (magic, size) = head.split_at_mut(4);
         magic.copy_from_slice(MAGIC);
@@ -183,6 +229,7 @@ impl Provisioning {
                 }
                 key::SWEEPS => p.sweeps = d.u32()?,
                 key::PORT => p.port = d.u16()?,
+                key::CLOUD => p.cloud = Some(decode_cloud(&mut d)?),
                 _ => d.skip()?,
             }
         }
@@ -195,6 +242,42 @@ impl Provisioning {
             None => Err(Error::Missing("format")),
         }
     }
+}
+
+fn decode_cloud(d: &mut Decoder<'_>) -> Result<Cloud, Error> {
+    let mut c = Cloud::default();
+    let entries = d.map()?.ok_or(Error::Invalid("indefinite-length map"))?;
+    for _ in 0..entries {
+        match d.u64()? {
+            cloud_key::URL => {
+                c.url = String::try_from(d.str()?).map_err(|_| Error::Invalid("cloud URL"))?;
+            }
+            cloud_key::PINS => {
+                let n = d
+                    .array()?
+                    .ok_or(Error::Invalid("indefinite-length array"))?;
+                for _ in 0..n {
+                    let pin = d.bytes()?.try_into().map_err(|_| Error::Invalid("pin"))?;
+                    c.pins.push(pin).map_err(|_| Error::TooMany("pins"))?;
+                }
+            }
+            cloud_key::CA => {
+                c.ca = Vec::from_slice(d.bytes()?).map_err(|_| Error::Invalid("CA"))?;
+            }
+            cloud_key::TOKEN => {
+                c.token =
+                    String::try_from(d.str()?).map_err(|_| Error::Invalid("enrollment token"))?;
+            }
+            _ => d.skip()?,
+        }
+    }
+    if c.url.is_empty() {
+        return Err(Error::Missing("cloud URL"));
+    }
+    if c.pins.is_empty() && c.ca.is_empty() {
+        return Err(Error::Missing("cloud pins or CA"));
+    }
+    Ok(c)
 }
 
 #[cfg(test)]
@@ -212,6 +295,12 @@ mod tests {
             }),
             sweeps: 1,
             port: 1161,
+            cloud: Some(Cloud {
+                url: String::try_from("https://10.77.0.1:8443").unwrap(),
+                pins: Vec::from_slice(&[[1; 32], [2; 32]]).unwrap(),
+                ca: Vec::new(),
+                token: String::try_from("tok-123").unwrap(),
+            }),
             ..Provisioning::default()
         };
         let mut buf = [0u8; 512];
@@ -227,5 +316,27 @@ mod tests {
             );
         }
         assert_eq!(p.encode(&mut buf[..16]), Err(Error::BufferTooSmall));
+    }
+
+    #[test]
+    fn a_cloud_needs_its_url_and_a_way_to_know_it() {
+        let mut p = Provisioning {
+            cloud: Some(Cloud {
+                url: String::try_from("https://cloud.example").unwrap(),
+                ..Cloud::default()
+            }),
+            ..Provisioning::default()
+        };
+        let mut buf = [0u8; 512];
+        let n = p.encode(&mut buf).unwrap();
+        assert_eq!(
+            Provisioning::decode(&buf[..n]),
+            Some(Err(Error::Missing("cloud pins or CA")))
+        );
+        if let Some(c) = p.cloud.as_mut() {
+            c.ca = Vec::from_slice(&[0x30, 0x00]).unwrap();
+        }
+        let n = p.encode(&mut buf).unwrap();
+        assert_eq!(Provisioning::decode(&buf[..n]), Some(Ok(p)));
     }
 }

@@ -33,7 +33,9 @@ use heapless::{String, Vec};
 use lan9118::{Frames, Lan9118, MPS2_AN386_BASE, Mmio};
 use static_cell::{ConstStaticCell, StaticCell};
 
+use crate::board::entropy::EntropySource;
 use crate::board::{self, Interrupt, interrupt};
+use rand_chacha::rand_core::RngCore;
 
 /// Probes in flight at most (each is a few dozen bytes).
 pub const PROBES: usize = 16;
@@ -133,7 +135,7 @@ fn now() -> CoreInstant {
 }
 
 /// A weak seed for the stack's randomness (ephemeral ports, DHCP xid, TCP
-/// sequence numbers later): this board has no TRNG.
+/// sequence numbers) when the board's random source fails.
 fn weak_seed(mac: [u8; 6]) -> u64 {
     let mut x = u64::from_le_bytes([mac[0], mac[1], mac[2], mac[3], mac[4], mac[5], 0, 0])
         ^ Instant::now().as_ticks().rotate_left(48);
@@ -146,11 +148,11 @@ fn weak_seed(mac: [u8; 6]) -> u64 {
 /// Runs the agent for ever, or for the block's number of sweeps and then
 /// ends the QEMU run with success.
 #[embassy_executor::task]
-pub async fn task(spawner: Spawner, prov: Provisioning) -> ! {
+pub async fn task(spawner: Spawner, prov: &'static Provisioning) -> ! {
     run(spawner, prov).await
 }
 
-async fn run(spawner: Spawner, prov: Provisioning) -> ! {
+async fn run(spawner: Spawner, prov: &'static Provisioning) -> ! {
     let mut eth = Lan9118::new(ETH_REGS, &ETH_STATE, ETH_FRAMES.take());
     if let Err(e) = eth.init() {
         defmt::error!("agent: {}", defmt::Display2Format(&e));
@@ -164,10 +166,20 @@ async fn run(spawner: Spawner, prov: Provisioning) -> ! {
         mac,
         eth.link_up()
     );
-    defmt::warn!(
-        "agent: no TRNG on this board (QEMU mps2-an386): the network stack is seeded from the MAC and the clock, which is weak"
-    );
-    let seed = weak_seed(mac);
+    let mut source = board::entropy::HostUrandom;
+    let seed = match board::entropy::generator(&mut source) {
+        Ok(mut rng) => {
+            defmt::info!("agent: random source: {=str}", source.describe());
+            rng.next_u64()
+        }
+        Err(e) => {
+            defmt::warn!(
+                "agent: no random source ({}): the network stack is seeded from the MAC and the clock, which is weak",
+                e
+            );
+            weak_seed(mac)
+        }
+    };
 
     let (stack, runner) = embassy_net::new(
         eth,
@@ -178,7 +190,7 @@ async fn run(spawner: Spawner, prov: Provisioning) -> ! {
     spawner.spawn(unwrap_spawn(net_task(runner)));
     spawner.spawn(unwrap_spawn(link_task(stack)));
 
-    bring_up(stack, &prov).await;
+    bring_up(stack, prov).await;
 
     let buffers = BUFFERS.take();
     let mut socket = UdpSocket::new(
@@ -232,6 +244,19 @@ async fn run(spawner: Spawner, prov: Provisioning) -> ! {
         prov.schedule_s,
         prov.sweeps
     );
+    match &prov.cloud {
+        None => defmt::info!("agent: no cloud in the block: printers are logged only"),
+        Some(c) if c.ca.is_empty() => defmt::warn!(
+            "agent: cloud {=str}, trusted by {=usize} key pin(s); this image does not deliver yet: printers are logged only",
+            c.url.as_str(),
+            c.pins.len()
+        ),
+        Some(c) => defmt::warn!(
+            "agent: cloud {=str}, trusted through a CA of {=usize} bytes; this image does not deliver yet: printers are logged only",
+            c.url.as_str(),
+            c.ca.len()
+        ),
+    }
     defmt::info!(
         "agent: memory kept: scan {=usize} bytes ({=usize} probes), {=usize} walk slot(s) of {=usize} bytes (the snapshot, {=usize} bytes, is built inside), socket buffers {=usize} bytes",
         core::mem::size_of::<Scan<'static, core::iter::Empty<IpAddr>, PROBES, WALK_SLOTS>>(),

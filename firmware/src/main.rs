@@ -1,16 +1,18 @@
 //! OpenDCA firmware for the reference board (QEMU mps2-an386).
 //!
-//! The network stack and the agent arrive with later work. Today the image
-//! runs on embassy (a thread-mode executor and a time driver on the board's
-//! CMSDK timers) and proves that the core runs on the target: it encodes a
-//! GetRequest for sysDescr with the core's codec and decodes it again, then
-//! frames a sync `hello` as the HTTP POST the agent sends and parses it back
-//! as the cloud does; then runs a round of the agent's cloud session
-//! (journal, hello, upload, task poll) against answers made on the board;
-//! then sleeps on embassy timers and checks the clock advanced. It reports
-//! with defmt over semihosting (decode with `defmt-print -e <image>`; the log
-//! level is set at build time with DEFMT_LOG, see .cargo/config.toml) and
-//! exits with success only if all of them held.
+//! With a provisioning block (see `dca provision`) the image is the agent
+//! (agent.rs): it takes an address and sweeps the block's targets. Without
+//! one it runs its self-checks on embassy (a thread-mode executor and a
+//! time driver on the board's CMSDK timers) and proves that the core runs
+//! on the target: it encodes a GetRequest for sysDescr with the core's codec
+//! and decodes it again, then frames a sync `hello` as the HTTP POST the
+//! agent sends and parses it back as the cloud does; then runs a round of
+//! the agent's cloud session (journal, hello, upload, task poll) against
+//! answers made on the board; then sleeps on embassy timers and checks the
+//! clock advanced; then draws twice from the board's random source. It
+//! reports with defmt over semihosting (decode with `defmt-print -e
+//! <image>`; the log level is set at build time with DEFMT_LOG, see
+//! .cargo/config.toml) and exits with success only if all of them held.
 #![no_std]
 #![no_main]
 
@@ -29,6 +31,7 @@ use dca_core::sync::message::Request;
 use dca_core::sync::{CONTENT_TYPE, Clock, ENDPOINT, http};
 use embassy_executor::Spawner;
 use embassy_time::{Duration, Instant, Timer};
+use static_cell::StaticCell;
 
 /// Each of the timer check's sleeps.
 const NAP: Duration = Duration::from_millis(50);
@@ -46,6 +49,10 @@ async fn main(spawner: Spawner) {
             );
             // Its own task: its state lives in the task's static storage,
             // and its stack frames do not stack on this one's self-checks.
+            // Kept in static memory: the agent's task holds a reference,
+            // not a copy of a block that can run to kilobytes.
+            static PROVISIONING: StaticCell<Provisioning> = StaticCell::new();
+            let prov = PROVISIONING.init(prov);
             spawner.spawn(agent::unwrap_spawn(agent::task(spawner, prov)));
             return;
         }
@@ -70,9 +77,11 @@ async fn main(spawner: Spawner) {
     defmt::println!("dca-firmware: session round {=str}", verdict(session));
     let timer = timer_check().await;
     defmt::println!("dca-firmware: timer check {=str}", verdict(timer));
+    let entropy = entropy_check();
+    defmt::println!("dca-firmware: entropy check {=str}", verdict(entropy));
 
     report_footprint();
-    board::exit(codec && sync && session && timer);
+    board::exit(codec && sync && session && timer && entropy);
 }
 
 /// Flash, static RAM and the stack's high-water mark, as ci/nostd.sh greps them.
@@ -94,6 +103,24 @@ fn report_footprint() {
 
 fn verdict(ok: bool) -> &'static str {
     if ok { "ok" } else { "FAILED" }
+}
+
+/// The board's random source gives bytes, and different bytes each time.
+#[inline(never)]
+fn entropy_check() -> bool {
+    use board::entropy::EntropySource;
+    let mut source = board::entropy::HostUrandom;
+    let (mut a, mut b) = ([0u8; 32], [0u8; 32]);
+    match (source.fill(&mut a), source.fill(&mut b)) {
+        (Ok(()), Ok(())) => {
+            defmt::info!("dca-firmware: random source: {=str}", source.describe());
+            a != b && a != [0; 32] && b != [0; 32]
+        }
+        (Err(e), _) | (_, Err(e)) => {
+            defmt::error!("dca-firmware: no random source: {}", e);
+            false
+        }
+    }
 }
 
 /// Two naps on the embassy clock: each must last at least its duration.

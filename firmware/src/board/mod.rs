@@ -1,11 +1,13 @@
 //! Board support for the reference board, QEMU's mps2-an386 (Cortex-M4,
-//! 25 MHz): interrupt vectors, the embassy-time driver, the stack's
-//! high-water mark, the panic and fault handlers, and leaving the run.
+//! 25 MHz): interrupt vectors, the embassy-time driver, the random source,
+//! the stack's high-water mark, the panic and fault handlers, and leaving
+//! the run.
 //!
 //! Logs go out as defmt frames over semihosting (defmt-semihosting); the
 //! host decodes them with `defmt-print -e <image>`. Nothing else may write
 //! to the semihosting console, or the frames are corrupted.
 
+pub mod entropy;
 pub mod irq;
 pub mod stack;
 pub mod time;

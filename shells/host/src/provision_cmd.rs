@@ -5,10 +5,16 @@
 //! device that can only log it: each target must parse as the device will
 //! parse it, and the whole must fit the block's fixed capacities.
 
+use crate::cloud_tls::parse_pin;
 use dca_core::poll::Target;
-use dca_core::provision::{MAX_COMMUNITIES, MAX_COMMUNITY, MAX_TARGETS, Provisioning, StaticV4};
+use dca_core::provision::{
+    Cloud, MAX_CA, MAX_CLOUD_URL, MAX_COMMUNITIES, MAX_COMMUNITY, MAX_PINS, MAX_TARGETS, MAX_TOKEN,
+    Provisioning, StaticV4,
+};
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
 use std::net::{IpAddr, Ipv4Addr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 /// The most a block may take: the firmware reads one 4 KiB flash page.
@@ -38,6 +44,19 @@ pub struct ProvisionArgs {
     /// The device's address when no DHCP server answers.
     #[arg(long = "static", value_name = "ADDR/PREFIX[@GATEWAY]")]
     pub(crate) static_v4: Option<String>,
+    /// The cloud the device delivers to (https://HOST[:PORT]).
+    #[arg(long, value_name = "URL")]
+    pub(crate) cloud: Option<String>,
+    /// The SHA-256 of a public key the cloud may present (`dca-cloud` prints
+    /// its "key pin"); repeat for a planned key rotation (at most 4).
+    #[arg(long = "pin", value_name = "SHA256")]
+    pub(crate) pins: Vec<String>,
+    /// Or a CA certificate (PEM or DER) the cloud's chain must lead to.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) ca: Option<PathBuf>,
+    /// The one-time enrollment token (`dca-cloud token create`).
+    #[arg(long, value_name = "TOKEN")]
+    pub(crate) token: Option<String>,
 }
 
 pub fn run(args: &ProvisionArgs) -> ExitCode {
@@ -122,7 +141,81 @@ pub(crate) fn build(args: &ProvisionArgs) -> Result<Provisioning, String> {
     p.sweeps = args.sweeps;
     p.port = args.port;
     p.static_v4 = args.static_v4.as_deref().map(parse_static).transpose()?;
+    p.cloud = cloud(args)?;
     Ok(p)
+}
+
+/// The cloud part: all of URL, trust and token, or none of them.
+fn cloud(args: &ProvisionArgs) -> Result<Option<Cloud>, String> {
+    let Some(url) = &args.cloud else {
+        if !args.pins.is_empty() || args.ca.is_some() || args.token.is_some() {
+            return Err("--pin, --ca and --token go with --cloud".into());
+        }
+        return Ok(None);
+    };
+    let rest = url
+        .strip_prefix("https://")
+        .ok_or_else(|| format!("--cloud {url:?}: the device speaks https:// only"))?;
+    let authority = rest.split('/').next().unwrap_or_default();
+    if authority.is_empty() {
+        return Err(format!("--cloud {url:?}: no host"));
+    }
+    let mut c = Cloud {
+        url: url
+            .trim_end_matches('/')
+            .try_into()
+            .map_err(|_| format!("--cloud {url:?}: longer than {MAX_CLOUD_URL} bytes"))?,
+        ..Cloud::default()
+    };
+    if args.pins.len() > MAX_PINS {
+        return Err(format!(
+            "{} pins given; a block holds at most {MAX_PINS}",
+            args.pins.len()
+        ));
+    }
+    for pin in &args.pins {
+        // Cannot fail: the count was checked above.
+        let _ = c.pins.push(parse_pin(pin)?);
+    }
+    if let Some(path) = &args.ca {
+        let der = ca_der(path)?;
+        c.ca = der.as_slice().try_into().map_err(|_| {
+            format!(
+                "{}: the CA certificate takes {} bytes; a block holds at most {MAX_CA}",
+                path.display(),
+                der.len()
+            )
+        })?;
+    }
+    if c.pins.is_empty() && c.ca.is_empty() {
+        return Err("--cloud needs --pin (the cloud's key pin) or --ca".into());
+    }
+    let token = args
+        .token
+        .as_deref()
+        .ok_or("--cloud needs --token (dca-cloud token create)")?;
+    c.token = token
+        .try_into()
+        .map_err(|_| format!("--token is longer than {MAX_TOKEN} bytes"))?;
+    Ok(Some(c))
+}
+
+/// One certificate from a PEM or DER file.
+fn ca_der(path: &Path) -> Result<Vec<u8>, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    if bytes.first() == Some(&0x30) {
+        return Ok(bytes);
+    }
+    let mut certs = CertificateDer::pem_slice_iter(&bytes);
+    match (certs.next(), certs.next()) {
+        (Some(Ok(cert)), None) => Ok(cert.to_vec()),
+        (None, _) => Err(format!("{}: no certificate in it", path.display())),
+        (Some(Err(e)), _) => Err(format!("{}: {e}", path.display())),
+        (Some(Ok(_)), Some(_)) => Err(format!(
+            "{}: more than one certificate; give the one CA the chain must lead to",
+            path.display()
+        )),
+    }
 }
 
 /// `ADDR/PREFIX[@GATEWAY]`, e.g. `10.77.0.9/24@10.77.0.1`.
@@ -188,8 +281,22 @@ pub(crate) fn describe(p: &Provisioning) -> String {
                 .map_or_else(String::new, |g| format!(" via {}", Ipv4Addr::from(g)))
         ),
     };
+    let cloud = match &p.cloud {
+        None => "no cloud".to_string(),
+        Some(c) if c.ca.is_empty() => format!(
+            "cloud {} trusted by {} key pin{}, enrollment token set",
+            c.url,
+            c.pins.len(),
+            if c.pins.len() == 1 { "" } else { "s" }
+        ),
+        Some(c) => format!(
+            "cloud {} trusted through a CA ({} bytes), enrollment token set",
+            c.url,
+            c.ca.len()
+        ),
+    };
     format!(
-        "targets {} ({addresses} addresses), communities {}, port {}, every {} s, {sweeps}, {address}",
+        "targets {} ({addresses} addresses), communities {}, port {}, every {} s, {sweeps}, {address}, {cloud}",
         p.targets,
         communities.join(","),
         p.port,
@@ -262,8 +369,58 @@ mod tests {
             describe(&back),
             "targets 10.77.0.64/26,10.77.1.0/26,10.77.2.5-9 (133 addresses), communities \
              private,public, port 1161, every 60 s, stopping after 3 sweeps, address by DHCP, \
-             else 10.77.0.9/24 via 10.77.0.1"
+             else 10.77.0.9/24 via 10.77.0.1, no cloud"
         );
+    }
+
+    #[test]
+    fn the_cloud_its_pins_or_ca_and_token_round_trip() {
+        let (a, b) = ("ab".repeat(32), format!("sha256:{}", "cd".repeat(32)));
+        let p = build(&args(&[
+            "--targets",
+            "10.77.0.70",
+            "--cloud",
+            "https://10.77.0.1:8443/",
+            "--pin",
+            &a,
+            "--pin",
+            &b,
+            "--token",
+            "tok-1",
+        ]))
+        .unwrap();
+        let back = Provisioning::decode(&encode(&p).unwrap()).unwrap().unwrap();
+        let c = back.cloud.as_ref().unwrap();
+        assert_eq!(c.url.as_str(), "https://10.77.0.1:8443");
+        assert_eq!(c.pins.as_slice(), &[[0xab; 32], [0xcd; 32]]);
+        assert_eq!(c.token.as_str(), "tok-1");
+        assert!(
+            describe(&back).ends_with(
+                "cloud https://10.77.0.1:8443 trusted by 2 key pins, enrollment token set"
+            )
+        );
+        // A CA from a PEM file, kept as DER.
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca = params.self_signed(&key).unwrap();
+        let file =
+            std::env::temp_dir().join(format!("dca-provision-ca-{}.pem", std::process::id()));
+        std::fs::write(&file, ca.pem()).unwrap();
+        let p = build(&args(&[
+            "--targets",
+            "10.77.0.70",
+            "--cloud",
+            "https://cloud.example",
+            "--ca",
+            file.to_str().unwrap(),
+            "--token",
+            "tok-2",
+        ]))
+        .unwrap();
+        let _ = std::fs::remove_file(&file);
+        let back = Provisioning::decode(&encode(&p).unwrap()).unwrap().unwrap();
+        assert_eq!(back.cloud.unwrap().ca.as_slice(), ca.der().as_ref());
     }
 
     #[test]
@@ -334,6 +491,42 @@ mod tests {
         ] {
             let e = refused(&["--targets", "10.77.0.1", "--static", s]);
             assert!(e.contains(&format!("{s:?}")) && e.contains(why), "{s}: {e}");
+        }
+        let pin = "ab".repeat(32);
+        for (argv, why) in [
+            (vec!["--pin", pin.as_str()], "go with --cloud"),
+            (
+                vec!["--cloud", "http://c.example", "--pin", &pin, "--token", "t"],
+                "https:// only",
+            ),
+            (
+                vec!["--cloud", "https://", "--pin", &pin, "--token", "t"],
+                "no host",
+            ),
+            (
+                vec!["--cloud", "https://c.example", "--token", "t"],
+                "--pin",
+            ),
+            (
+                vec!["--cloud", "https://c.example", "--pin", &pin],
+                "--token",
+            ),
+            (
+                vec![
+                    "--cloud",
+                    "https://c.example",
+                    "--pin",
+                    "12",
+                    "--token",
+                    "t",
+                ],
+                "SHA-256",
+            ),
+        ] {
+            let mut full = vec!["--targets", "10.77.0.1"];
+            full.extend(argv);
+            let e = refused(&full);
+            assert!(e.contains(why), "{full:?}: {e}");
         }
         // Missing required flags are clap's to refuse.
         assert!(Cli::try_parse_from(["dca-provision", "--out", "p.bin"]).is_err());
