@@ -143,8 +143,9 @@ cat "$tmp/scan.log"
 
 "$dca" provision --targets 10.77.0.64/26,10.77.1.0/26 --sweeps 1 --port 161 --out "$tmp/prov.bin"
 # The third boot: the generated fleet only, an address of its own for when
-# DHCP stays silent, and a cloud (which this image only logs).
-"$dca" provision --targets 10.77.1.0/26 --sweeps 1 --port 161 \
+# DHCP stays silent, a cloud (which this image only logs), and two sweeps,
+# the second right after the first (the walk slot and the socket reused).
+"$dca" provision --targets 10.77.1.0/26 --sweeps 2 --schedule 1 --port 161 \
   --static 10.77.0.50/24@10.77.0.1 --cloud https://10.77.0.1:8443 \
   --pin "$(printf 'ab%.0s' {1..32})" --token fwnet-token --out "$tmp/prov-static.bin"
 
@@ -259,8 +260,10 @@ EOF
 cat >"$tmp/compare.py" <<'EOF'
 import json, re, sys
 reference, log, label = sys.argv[1], sys.argv[2], sys.argv[3]
-# Only the reference's printers whose address starts with this.
+# Only the reference's printers whose address starts with this; and how
+# many sweeps the block asked for.
 prefix = sys.argv[4] if len(sys.argv) > 4 else ""
+expected_sweeps = int(sys.argv[5]) if len(sys.argv) > 5 else 1
 ref = {}
 for line in open(reference):
     if not line.strip():
@@ -275,44 +278,58 @@ for line in open(reference):
     ref[addr] = (j["identity"]["serial"] or "", None if total is None else str(total))
 line_re = re.compile(r'\bprinter (\d+\.\d+\.\d+\.\d+)\b(.*)$')
 field = lambda name, rest: re.search(name + r'=("(?:[^"\\]|\\.)*"|\S+)', rest)
-fw, dup, done = {}, [], None
+# Each sweep's printers: the lines between "sweep N started" and the next.
+sweeps, dup, done, current = {}, [], [], 0
 for line in open(log, errors="replace"):
+    started = re.search(r"\bsweep (\d+) started\b", line)
+    if started:
+        current = int(started.group(1))
+        sweeps.setdefault(current, {})
+        continue
     m = line_re.search(line)
     if m:
         addr, rest = m.group(1), m.group(2)
         s, t = field("serial", rest), field("total", rest)
         serial = json.loads(s.group(1)) if s and s.group(1).startswith('"') else (s.group(1) if s else "")
         total = t.group(1) if t and t.group(1) not in ("-", "none", "None") else None
+        fw = sweeps.setdefault(current, {})
         if addr in fw:
             dup.append(addr)
         fw[addr] = (serial, total)
     elif re.search(r"\bsweep \d+ done\b", line):
-        done = line.strip()
+        done.append(line.strip())
 key = lambda a: tuple(int(x) for x in a.split("."))
 bad = 0
-print(f"{label}: {len(ref)} printers in the reference, {len(fw)} logged by the firmware")
-print(f"{'address':<15} {'serial (dca scan)':<20} {'serial (firmware)':<20} {'total (dca scan)':>16} {'total (firmware)':>16}  verdict")
-for a in sorted(set(ref) | set(fw), key=key):
-    r, f = ref.get(a), fw.get(a)
-    if r is None:
-        verdict = "only in the firmware"
-    elif f is None:
-        verdict = "MISSING from the firmware"
-    elif r != f:
-        verdict = "DIFFERENT"
-    else:
-        verdict = "ok"
-    bad += verdict != "ok"
+for n, fw in sorted(sweeps.items()):
+    print(f"{label}: sweep {n}: {len(ref)} printers in the reference, {len(fw)} logged by the firmware")
+    rows = []
+    for a in sorted(set(ref) | set(fw), key=key):
+        r, f = ref.get(a), fw.get(a)
+        if r is None:
+            verdict = "only in the firmware"
+        elif f is None:
+            verdict = "MISSING from the firmware"
+        elif r != f:
+            verdict = "DIFFERENT"
+        else:
+            verdict = "ok"
+        bad += verdict != "ok"
+        rows.append((a, r, f, verdict))
+    # The whole table for the first sweep; later ones only where they differ.
     show = lambda x, i: "-" if x is None or x[i] is None else x[i]
-    print(f"{a:<15} {show(r, 0):<20} {show(f, 0):<20} {show(r, 1):>16} {show(f, 1):>16}  {verdict}")
+    listed = [row for row in rows if n == min(sweeps) or row[3] != "ok"]
+    if listed:
+        print(f"{'address':<15} {'serial (dca scan)':<20} {'serial (firmware)':<20} {'total (dca scan)':>16} {'total (firmware)':>16}  verdict")
+    for a, r, f, verdict in listed:
+        print(f"{a:<15} {show(r, 0):<20} {show(f, 0):<20} {show(r, 1):>16} {show(f, 1):>16}  {verdict}")
 if dup:
-    print(f"{label}: logged more than once: {' '.join(sorted(set(dup), key=key))}")
+    print(f"{label}: logged more than once in a sweep: {' '.join(sorted(set(dup), key=key))}")
     bad += 1
-if done is None:
-    print(f"{label}: the firmware never logged 'sweep N done'")
+if len(done) != expected_sweeps or len(sweeps) != expected_sweeps:
+    print(f"{label}: {len(done)} sweeps done and {len(sweeps)} started, {expected_sweeps} expected")
     bad += 1
-else:
-    print(f"{label}: firmware: {done}")
+for line in done:
+    print(f"{label}: firmware: {line}")
 print(f"{label}: {'PASS' if bad == 0 else f'FAIL ({bad} differences)'}")
 sys.exit(1 if bad else 0)
 EOF
@@ -329,7 +346,7 @@ EOF
 # hits the guest's address from its DHCPACK on); "static" (no DHCP server,
 # and the link goes down and up again during the sweep).
 boot() {
-  local label=$1 prov=$2 mode=$3 prefix=${4:-} acks status=0 qemu addr="" flooder=""
+  local label=$1 prov=$2 mode=$3 prefix=${4:-} sweeps=${5:-1} acks status=0 qemu addr="" flooder=""
   acks=$(grep -c 'DHCPACK' "$tmp/dnsmasq.log" 2>/dev/null || true)
   : >"$tmp/$label.frames"
   timeout 600 ip netns exec "$ns" qemu-system-arm -machine mps2-an386 -nographic \
@@ -396,7 +413,7 @@ boot() {
   [ -s "$tmp/$label.qemu.log" ] && sed 's/^/qemu: /' "$tmp/$label.qemu.log"
   echo "----"
   local ok=0
-  python3 "$tmp/compare.py" "$tmp/reference.jsonl" "$tmp/$label.log" "$label" "$prefix" || ok=1
+  python3 "$tmp/compare.py" "$tmp/reference.jsonl" "$tmp/$label.log" "$label" "$prefix" "$sweeps" || ok=1
   if [ "$status" -ne 0 ]; then
     echo "$label: the firmware failed under QEMU (exit status $status)" >&2
     ok=1
@@ -473,7 +490,7 @@ boot flood "$tmp/prov.bin" flood || result=1
 # No DHCP from here on.
 kill "$dnsmasq_pid" 2>/dev/null || true
 wait "$dnsmasq_pid" 2>/dev/null || true
-boot static "$tmp/prov-static.bin" static 10.77.1. || result=1
+boot static "$tmp/prov-static.bin" static 10.77.1. 2 || result=1
 if [ "$result" -ne 0 ]; then
   echo "firmware-net: FAILED; DHCP as dnsmasq saw it:" >&2
   grep -E 'DHCP(DISCOVER|OFFER|REQUEST|ACK|NAK)' "$tmp/dnsmasq.log" >&2 || true
