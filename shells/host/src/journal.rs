@@ -26,6 +26,13 @@ use std::path::{Path, PathBuf};
 
 /// The lock file in the state directory.
 const LOCK: &str = "lock";
+/// How long a held lock is waited for before the directory is called in use.
+/// A lock is held by an open file description, not a process: a child being
+/// spawned by any thread of the process that just released it holds a copy
+/// until its exec closes it, a moment in which a restart (or a test reopening
+/// the directory) would otherwise be refused.
+const LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_secs(2);
+const LOCK_RETRY: std::time::Duration = std::time::Duration::from_millis(20);
 /// Journal records.
 const RECORDS: &str = "journal";
 /// Records the cloud refused, each with a `.reason.txt` beside it.
@@ -115,10 +122,20 @@ pub fn lock_state_dir(dir: &Path) -> Result<StateLock, OpenError> {
         .map_err(|e| JournalError::new("open", &path, e))?;
     // flock on Unix, LockFileEx on Windows; released by the OS when the
     // process ends, however it ends.
-    match file.try_lock() {
-        Ok(()) => Ok(StateLock { _file: file }),
-        Err(std::fs::TryLockError::WouldBlock) => Err(OpenError::Locked(dir.to_path_buf())),
-        Err(std::fs::TryLockError::Error(e)) => Err(JournalError::new("lock", &path, e).into()),
+    let deadline = std::time::Instant::now() + LOCK_PATIENCE;
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(StateLock { _file: file }),
+            Err(std::fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(LOCK_RETRY)
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(OpenError::Locked(dir.to_path_buf()));
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(JournalError::new("lock", &path, e).into());
+            }
+        }
     }
 }
 
@@ -878,6 +895,25 @@ pub(crate) mod tests {
         assert!(matches!(lock_state_dir(&dir.0), Err(OpenError::Locked(_))));
         drop(j);
         FileJournal::open(&dir.0).unwrap();
+    }
+
+    /// A copy of the lock's descriptor outliving its holder for a moment (a
+    /// child being spawned by another thread, before its exec closes it)
+    /// does not make the directory look taken by another process.
+    #[test]
+    fn a_lock_released_while_a_copy_lingers_is_taken_once_the_copy_closes() {
+        let dir = TempDir::new("lock-copy");
+        let lock = lock_state_dir(&dir.0).unwrap();
+        let copy = lock._file.try_clone().unwrap();
+        drop(lock);
+        // The copy still holds the lock: a reopen now has to wait for it.
+        let lingering = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            drop(copy);
+        });
+        let reopened = lock_state_dir(&dir.0);
+        lingering.join().unwrap();
+        assert!(reopened.is_ok(), "{reopened:?}");
     }
 
     #[test]
