@@ -15,6 +15,7 @@ pub mod message;
 pub mod reading;
 pub mod session;
 pub mod task;
+pub mod url;
 
 use core::fmt;
 

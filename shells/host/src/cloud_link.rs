@@ -68,29 +68,23 @@ fn host_port(s: &str, default_port: u16) -> Result<(String, u16), String> {
 }
 
 impl CloudUrl {
+    /// Read as the firmware reads it (dca-core's `sync::url`).
     pub fn parse(url: &str) -> Result<CloudUrl, String> {
-        let rest = url
-            .strip_prefix("https://")
-            .ok_or_else(|| format!("cloud URL {url:?} must start with https://"))?;
-        let authority = rest.split('/').next().unwrap_or("");
-        if authority.is_empty() {
-            return Err(format!("cloud URL {url:?} has no host"));
-        }
-        let (host, port) = host_port(authority, 443).map_err(|e| format!("cloud URL {e}"))?;
-        Ok(CloudUrl { host, port })
+        let u = dca_core::sync::url::CloudUrl::parse(url)
+            .map_err(|e| format!("cloud URL {url:?} {e}"))?;
+        Ok(CloudUrl {
+            host: u.host.to_string(),
+            port: u.port,
+        })
     }
 
+    /// `host[:port]`, for the `Host` header and `CONNECT`.
     fn authority(&self) -> String {
-        let host = if self.host.contains(':') {
-            format!("[{}]", self.host)
-        } else {
-            self.host.clone()
-        };
-        if self.port == 443 {
-            host
-        } else {
-            format!("{host}:{}", self.port)
+        dca_core::sync::url::CloudUrl {
+            host: &self.host,
+            port: self.port,
         }
+        .to_string()
     }
 
     pub fn to_url(&self) -> String {
@@ -441,7 +435,7 @@ mod tests {
         assert!(
             CloudUrl::parse("https://c:x")
                 .unwrap_err()
-                .contains("bad port")
+                .contains("port that is not a number")
         );
     }
 
