@@ -56,6 +56,7 @@
 extern crate std;
 
 pub mod ber;
+mod heapsort;
 pub mod poll;
 pub mod printer;
 pub mod provision;

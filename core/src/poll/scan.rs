@@ -464,7 +464,7 @@ impl<'s, I: Iterator<Item = IpAddr>, const PROBES: usize, const SLOTS: usize>
             self.probes.retain(|p| p.to_send != GONE);
             let gone = before.saturating_sub(self.probes.len());
             self.stats.unreachable = self.stats.unreachable.saturating_add(gone as u64);
-            self.probes.sort_unstable_by_key(|p| p.to_send > 0);
+            crate::heapsort::sort_by_key(&mut self.probes, |p| p.to_send > 0);
             self.pending = self.probes.iter().filter(|p| p.to_send > 0).count();
         }
         for i in 0..self.slots.len() {

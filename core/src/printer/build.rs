@@ -561,7 +561,7 @@ impl SnapshotBuilder {
     /// absent from it.
     fn qualify(&self) -> Qualification {
         let mut candidates = self.prt_devices.clone();
-        candidates.sort_unstable();
+        crate::heapsort::sort_by_key(&mut candidates, |d| *d);
         candidates
             .iter()
             .find(|d| get(&self.hr_types, **d).copied().unwrap_or(true))
@@ -615,9 +615,7 @@ impl SnapshotBuilder {
         }
         self.collect_counters(dev);
         // In OID order, whatever order the answers came in.
-        self.snap
-            .counters
-            .sort_unstable_by(|a, b| a.oid.cmp(&b.oid));
+        crate::heapsort::sort_by(&mut self.snap.counters, |a, b| a.oid < b.oid);
     }
 
     /// Adds the standard and Ricoh counters to the vendor counters the
@@ -731,7 +729,7 @@ impl SnapshotBuilder {
 
     fn first_ethernet_mac(&self) -> Option<[u8; 6]> {
         let mut ifaces: Vec<&Interface, 16> = self.interfaces.iter().collect();
-        ifaces.sort_unstable_by_key(|i| i.index);
+        crate::heapsort::sort_by_key(&mut ifaces, |i| i.index);
         let usable = |i: &&&Interface| i.mac.is_some_and(|m| m != [0; 6]);
         // ethernetCsmacd(6) first; a device without ifType gets its first MAC.
         ifaces
@@ -840,7 +838,7 @@ fn console_text(lines: &[Tagged<Text<80>>], dev: u32) -> Text<160> {
         .iter()
         .filter(|l| l.device == dev && !l.value.is_empty())
         .collect();
-    mine.sort_unstable_by_key(|l| l.index);
+    crate::heapsort::sort_by_key(&mut mine, |l| l.index);
     let mut joined: heapless::String<160> = heapless::String::new();
     for (i, l) in mine.iter().enumerate() {
         if i > 0 {
