@@ -96,6 +96,8 @@ struct ModelCloud {
     tasks: Vec<(u64, &'static str, &'static str)>,
     results: Vec<(u64, bool, String)>,
     uploads: usize,
+    /// What `welcome` says (0: nothing).
+    poll_interval_s: u32,
 }
 
 impl ModelCloud {
@@ -106,7 +108,7 @@ impl ModelCloud {
                 server_ms: 0,
                 last_batch: self.last,
                 held: self.held.len() as u64,
-                poll_interval_s: 0,
+                poll_interval_s: self.poll_interval_s,
             },
             Request::Upload {
                 batch,
@@ -640,4 +642,31 @@ fn a_cloud_restored_in_the_middle_of_a_round_is_never_left_with_a_gap() {
     }
     assert_eq!(cloud.held, ids, "every batch, in journal order, once");
     assert!(a.failures().is_empty(), "a resync is not a failure");
+}
+
+#[test]
+fn a_shorter_task_poll_interval_from_the_cloud_holds_from_its_welcome() {
+    let mut a = Agent::new(None);
+    let mut cloud = ModelCloud {
+        poll_interval_s: 5,
+        ..ModelCloud::default()
+    };
+    a.run(&mut cloud, ok);
+    let mut buf = vec![0u8; 4096];
+    // Not before the interval the cloud gave...
+    a.advance(4_000);
+    let now = a.at();
+    assert!(
+        a.session
+            .poll_request(now, &mut a.journal, &mut buf)
+            .is_none()
+    );
+    // ...but then, not after the agent's own 300 s.
+    a.advance(1_000);
+    let now = a.at();
+    assert!(
+        a.session
+            .poll_request(now, &mut a.journal, &mut buf)
+            .is_some()
+    );
 }

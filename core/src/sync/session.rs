@@ -708,7 +708,11 @@ impl Session {
                 }
                 self.hello_ok = true;
                 if poll_interval_s > 0 {
-                    self.cfg.task_poll_every = Duration::from_secs(u64::from(poll_interval_s));
+                    let every = Duration::from_secs(u64::from(poll_interval_s));
+                    self.cfg.task_poll_every = every;
+                    // A shorter interval holds from now, not from the poll
+                    // the longer one had scheduled.
+                    self.next_task_poll = self.next_task_poll.min(now.at.saturating_add(every));
                 }
                 self.prune(journal, now, false);
             }
