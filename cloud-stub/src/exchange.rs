@@ -5,9 +5,6 @@ use crate::store::{Refusal, Store, Upload};
 use dca_core::sync::VERSION;
 use dca_core::sync::message::{MAX_TASKS, Request, Response, Task};
 
-/// How often agents are told to call back, in seconds.
-pub const POLL_INTERVAL_S: u32 = 300;
-
 /// The status and CBOR body of an answer.
 #[derive(Debug)]
 pub struct Answer {
@@ -134,7 +131,7 @@ fn answer(
                     server_ms: u64::try_from(store.now()).unwrap_or(0),
                     last_batch,
                     held,
-                    poll_interval_s: POLL_INTERVAL_S,
+                    poll_interval_s: store.poll_interval_s(),
                 },
                 format!(
                     "hello from {} ({agent_version}): {held} batches held, last {last}",
@@ -269,7 +266,7 @@ mod tests {
                 server_ms: 1_800_000_000_000,
                 last_batch: None,
                 held: 0,
-                poll_interval_s: POLL_INTERVAL_S,
+                poll_interval_s: crate::store::DEFAULT_POLL_INTERVAL_S,
             }
         );
 

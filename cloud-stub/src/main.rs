@@ -48,6 +48,9 @@ enum Command {
         /// Host names and addresses the self-signed certificate names.
         #[arg(long = "name", default_values = ["localhost", "127.0.0.1", "::1"])]
         names: Vec<String>,
+        /// How often agents call for tasks, in seconds (told in `welcome`).
+        #[arg(long, default_value_t = dca_cloud::store::DEFAULT_POLL_INTERVAL_S)]
+        poll_interval: u32,
     },
     /// Enrollment tokens.
     Token {
@@ -105,10 +108,20 @@ enum TaskCommand {
         #[arg(long)]
         db: PathBuf,
     },
+    /// Every task and how it stands: queued, delivered, or its result.
+    List {
+        #[arg(long)]
+        db: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
 enum AgentCommand {
+    /// Every agent: id, customer, host name, version.
+    List {
+        #[arg(long)]
+        db: PathBuf,
+    },
     /// Revoke an agent: its requests get 401 from now on.
     Revoke {
         id: String,
@@ -136,7 +149,8 @@ fn run(cli: Cli) -> Result<(), String> {
             key,
             tls_dir,
             names,
-        } => serve(&listen, &db, cert, key, tls_dir, &names),
+            poll_interval,
+        } => serve(&listen, &db, cert, key, tls_dir, &names, poll_interval),
         Command::Token {
             command: TokenCommand::Create { customer, db },
         } => {
@@ -208,6 +222,25 @@ fn run(cli: Cli) -> Result<(), String> {
             println!("task {id} queued for {agent}");
             Ok(())
         }
+        Command::Task {
+            command: TaskCommand::List { db },
+        } => {
+            for t in Store::open(&db)?.tasks()? {
+                println!(
+                    "task {} for {}: {} {:?}: {}",
+                    t.id, t.agent, t.kind, t.arg, t.state
+                );
+            }
+            Ok(())
+        }
+        Command::Agent {
+            command: AgentCommand::List { db },
+        } => {
+            for (id, customer, host, version) in Store::open(&db)?.agents()? {
+                println!("{id} customer={customer} host={host} version={version}");
+            }
+            Ok(())
+        }
         Command::Agent {
             command: AgentCommand::Revoke { id, db },
         } => {
@@ -225,8 +258,10 @@ fn serve(
     key: Option<PathBuf>,
     tls_dir: Option<PathBuf>,
     names: &[String],
+    poll_interval_s: u32,
 ) -> Result<(), String> {
-    let store = Store::open(db)?;
+    let mut store = Store::open(db)?;
+    store.set_poll_interval_s(poll_interval_s);
     let dir = tls_dir.unwrap_or_else(|| {
         db.parent()
             .map_or_else(|| PathBuf::from("."), |p| p.to_path_buf())

@@ -272,6 +272,8 @@ pub struct Store {
     /// Where tokens, agent ids and secrets come from: the operating system
     /// unless replaced.
     entropy: Option<EntropyFn>,
+    /// How often agents are told to call for tasks, in seconds.
+    poll_interval_s: u32,
 }
 
 impl std::fmt::Debug for Store {
@@ -368,6 +370,20 @@ fn audit_in(
     Ok(())
 }
 
+/// A task as an operator lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskRow {
+    pub id: u64,
+    pub agent: String,
+    pub kind: String,
+    pub arg: String,
+    /// `queued`, `delivered`, or `ok: detail` / `failed: detail`.
+    pub state: String,
+}
+
+/// How often agents call for tasks unless the operator says otherwise.
+pub const DEFAULT_POLL_INTERVAL_S: u32 = 300;
+
 impl Store {
     /// Opens (creating if needed) the database at `path`. A database made by
     /// an older dca-cloud (another schema version) is refused, naming the
@@ -384,7 +400,19 @@ impl Store {
             conn,
             clock: Box::new(now_ms),
             entropy: None,
+            poll_interval_s: DEFAULT_POLL_INTERVAL_S,
         })
+    }
+
+    /// How often agents are told to call for tasks (`welcome`), in seconds.
+    pub fn poll_interval_s(&self) -> u32 {
+        self.poll_interval_s
+    }
+
+    /// Sets it (at least 1 s): a cloud whose operators want tasks taken up
+    /// sooner, at the cost of more requests.
+    pub fn set_poll_interval_s(&mut self, seconds: u32) {
+        self.poll_interval_s = seconds.max(1);
     }
 
     /// Replaces the wall clock (ms since the Unix epoch) the store stamps
@@ -987,6 +1015,57 @@ impl Store {
             &format!("{id} {kind} {arg}"),
         );
         Ok(id as u64)
+    }
+
+    /// Every task, oldest first.
+    pub fn tasks(&self) -> Result<Vec<TaskRow>, String> {
+        let mut q = self
+            .conn
+            .prepare(
+                "SELECT id, agent_id, kind, arg, delivered_ms, done_ms, ok, detail \
+                 FROM tasks ORDER BY id",
+            )
+            .map_err(|e| e.to_string())?;
+        let rows = q
+            .query_map([], |r| {
+                let state = match (r.get::<_, Option<i64>>(4)?, r.get::<_, Option<i64>>(5)?) {
+                    (_, Some(_)) => format!(
+                        "{}: {}",
+                        if r.get::<_, Option<bool>>(6)?.unwrap_or(false) {
+                            "ok"
+                        } else {
+                            "failed"
+                        },
+                        r.get::<_, Option<String>>(7)?.unwrap_or_default()
+                    ),
+                    (Some(_), None) => "delivered".to_string(),
+                    (None, None) => "queued".to_string(),
+                };
+                Ok(TaskRow {
+                    id: r.get::<_, i64>(0)? as u64,
+                    agent: r.get(1)?,
+                    kind: r.get(2)?,
+                    arg: r.get(3)?,
+                    state,
+                })
+            })
+            .map_err(|e| e.to_string())?;
+        rows.collect::<Result<_, _>>().map_err(|e| e.to_string())
+    }
+
+    /// Every agent: (id, customer, hostname, version), oldest first.
+    pub fn agents(&self) -> Result<Vec<(String, String, String, String)>, String> {
+        let mut q = self
+            .conn
+            .prepare(
+                "SELECT a.id, c.name, a.hostname, a.version FROM agents a \
+                 JOIN customers c ON c.id = a.customer_id ORDER BY a.enrolled_ms, a.id",
+            )
+            .map_err(|e| e.to_string())?;
+        let rows = q
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .map_err(|e| e.to_string())?;
+        rows.collect::<Result<_, _>>().map_err(|e| e.to_string())
     }
 
     /// Revokes an agent: its secret stops working at once.

@@ -110,7 +110,7 @@ pub fn identity(
     let (certs, key) = load(&cert_path, &key_path)?;
     let fingerprint = secret::sha256_hex(&certs[0]);
     let key_pin = key_pin(&certs[0]).map_err(|e| format!("{}: {e}", cert_path.display()))?;
-    let config =
+    let mut config =
         ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
             .with_safe_default_protocol_versions()
             .map_err(|e| e.to_string())?
@@ -123,6 +123,10 @@ pub fn identity(
                     key_path.display()
                 )
             })?;
+    // Devices read a whole TLS record into RAM before decrypting it; records
+    // of at most this size let an MFP's agent keep an 8 KiB buffer instead
+    // of TLS's 16 KiB. Nothing the cloud sends needs larger ones.
+    config.max_fragment_size = Some(MAX_RECORD);
     Ok(Identity {
         config: Arc::new(config),
         fingerprint,
@@ -130,6 +134,10 @@ pub fn identity(
         source,
     })
 }
+
+/// The largest TLS record the cloud sends, header included (firmware's
+/// `cloud::TLS_READ` is sized by it).
+pub const MAX_RECORD: usize = 8192;
 
 #[cfg(test)]
 mod tests {
