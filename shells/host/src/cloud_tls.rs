@@ -1,6 +1,7 @@
-//! Whom the agent trusts to be its cloud: a pinned certificate (SHA-256 of
-//! the server's certificate, as `dca-cloud` prints it), a CA file, or the
-//! system's roots.
+//! Whom the agent trusts to be its cloud: a pin (the SHA-256 of the
+//! server's public key, or of its whole certificate: `dca-cloud` prints
+//! both), a CA file, or the system's roots. The firmware pins keys only;
+//! the host takes either, so one pin provisions both.
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
@@ -13,7 +14,8 @@ use std::sync::Arc;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Trust {
-    /// Exactly this certificate (its SHA-256), whoever signed it.
+    /// The server's key (SHA-256 of its SubjectPublicKeyInfo) or exactly
+    /// this certificate (its SHA-256), whoever signed it.
     Pin([u8; 32]),
     /// Certificates chaining to the CA certificates in this PEM file.
     CaFile(PathBuf),
@@ -40,9 +42,9 @@ fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-/// Accepts the one certificate whose SHA-256 is pinned; signatures of the
-/// handshake are still checked against it, so only the holder of its key
-/// can pass.
+/// Accepts a certificate whose key, or which itself, is pinned; signatures
+/// of the handshake are still checked against it, so only the holder of
+/// its key can pass.
 #[derive(Debug)]
 struct PinVerifier {
     pin: [u8; 32],
@@ -59,11 +61,15 @@ impl ServerCertVerifier for PinVerifier {
         _now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
         let seen: [u8; 32] = Sha256::digest(end_entity.as_ref()).into();
-        if seen == self.pin {
+        let key: Option<[u8; 32]> = webpki::EndEntityCert::try_from(end_entity)
+            .ok()
+            .map(|c| Sha256::digest(c.subject_public_key_info().as_ref()).into());
+        if seen == self.pin || key == Some(self.pin) {
             Ok(ServerCertVerified::assertion())
         } else {
             Err(rustls::Error::General(format!(
-                "the server's certificate sha256 {} is not the pinned {}",
+                "the server's key sha256 {} (certificate sha256 {}) is not the pinned {}",
+                key.map_or_else(|| "unreadable".to_string(), hex::encode),
                 hex::encode(seen),
                 hex::encode(self.pin)
             )))
@@ -157,5 +163,37 @@ mod tests {
         assert_eq!(parse_pin(&format!("sha256/{hex64}")), Ok([0xab; 32]));
         assert!(parse_pin("abcd").unwrap_err().contains("64 hex digits"));
         assert!(parse_pin("zz").unwrap_err().contains("not hex"));
+    }
+
+    /// A key pin (what the firmware is provisioned with) and a certificate
+    /// pin both admit the server; any other pin refuses it.
+    #[test]
+    fn a_pin_names_the_key_or_the_certificate() {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["cloud.example".to_string()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let der = cert.der().clone();
+        let key_pin: [u8; 32] =
+            Sha256::digest(rcgen::PublicKeyData::subject_public_key_info(&key)).into();
+        let cert_pin: [u8; 32] = Sha256::digest(der.as_ref()).into();
+        let verify = |pin: [u8; 32]| {
+            PinVerifier {
+                pin,
+                algorithms: provider().signature_verification_algorithms,
+            }
+            .verify_server_cert(
+                &der,
+                &[],
+                &ServerName::try_from("cloud.example").unwrap(),
+                &[],
+                UnixTime::now(),
+            )
+        };
+        assert!(verify(key_pin).is_ok());
+        assert!(verify(cert_pin).is_ok());
+        let refused = verify([0xab; 32]).unwrap_err().to_string();
+        assert!(refused.contains(&hex::encode(key_pin)), "{refused}");
     }
 }
