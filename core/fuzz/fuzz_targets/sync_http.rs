@@ -1,8 +1,11 @@
 //! Arbitrary bytes as HTTP heads, as the cloud and the agent parse them:
 //! nothing may panic, and a complete head never claims more bytes than came.
+//! The same bytes as a cloud URL: what parses is written back as the
+//! `Host` header would carry it, and reads back the same.
 #![no_main]
 
 use dca_core::sync::http;
+use dca_core::sync::url::CloudUrl;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -19,5 +22,12 @@ fuzz_target!(|data: &[u8]| {
         if let Ok(Some(head)) = http::parse_response(data, tunnel) {
             assert!(head.head_len <= data.len());
         }
+    }
+    if let Ok(text) = core::str::from_utf8(data)
+        && let Ok(url) = CloudUrl::parse(text)
+    {
+        assert!(!url.host.is_empty() && url.port > 0);
+        let again = format!("https://{url}");
+        assert_eq!(CloudUrl::parse(&again), Ok(url), "{text:?} -> {again:?}");
     }
 });

@@ -21,6 +21,8 @@ pub enum UrlError {
     /// Only `https://` is spoken.
     NotHttps,
     NoHost,
+    /// A host with brackets, user info, spaces or control characters in it.
+    BadHost,
     /// `[` without its `]`.
     UnclosedBracket,
     BadPort,
@@ -33,6 +35,7 @@ impl fmt::Display for UrlError {
         f.write_str(match self {
             UrlError::NotHttps => "must start with https://",
             UrlError::NoHost => "has no host",
+            UrlError::BadHost => "has a host with brackets, '@', spaces or control characters",
             UrlError::UnclosedBracket => "has an unclosed [",
             UrlError::BadPort => "has a port that is not a number from 1 to 65535",
             UrlError::TrailingText => "has text after the bracketed address",
@@ -60,6 +63,12 @@ impl<'a> CloudUrl<'a> {
         };
         if host.is_empty() {
             return Err(UrlError::NoHost);
+        }
+        if host
+            .chars()
+            .any(|c| matches!(c, '[' | ']' | '@') || c.is_whitespace() || c.is_control())
+        {
+            return Err(UrlError::BadHost);
         }
         let port = match port {
             None => HTTPS_PORT,
@@ -138,6 +147,9 @@ mod tests {
         assert_eq!(CloudUrl::parse("https://a:0"), Err(UrlError::BadPort));
         assert_eq!(CloudUrl::parse("https://a:99999"), Err(UrlError::BadPort));
         assert_eq!(CloudUrl::parse("https://a:x"), Err(UrlError::BadPort));
+        assert_eq!(CloudUrl::parse("https://u@a"), Err(UrlError::BadHost));
+        assert_eq!(CloudUrl::parse("https://x]:y:5"), Err(UrlError::BadHost));
+        assert_eq!(CloudUrl::parse("https://a b"), Err(UrlError::BadHost));
     }
 
     #[test]
