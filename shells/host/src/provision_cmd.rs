@@ -11,6 +11,7 @@ use dca_core::provision::{
     Cloud, MAX_CA, MAX_CLOUD_URL, MAX_COMMUNITIES, MAX_COMMUNITY, MAX_PINS, MAX_TARGETS, MAX_TOKEN,
     Provisioning, StaticV4,
 };
+use dca_core::sync::url::CloudUrl;
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 use std::net::{IpAddr, Ipv4Addr};
@@ -153,12 +154,14 @@ fn cloud(args: &ProvisionArgs) -> Result<Option<Cloud>, String> {
         }
         return Ok(None);
     };
-    let rest = url
-        .strip_prefix("https://")
-        .ok_or_else(|| format!("--cloud {url:?}: the device speaks https:// only"))?;
-    let authority = rest.split('/').next().unwrap_or_default();
-    if authority.is_empty() {
-        return Err(format!("--cloud {url:?}: no host"));
+    // Read as the device reads it; the image resolves no names, so the
+    // host must be the cloud's IPv4 address.
+    let parsed = CloudUrl::parse(url).map_err(|e| format!("--cloud {url:?} {e}"))?;
+    if parsed.host.parse::<std::net::Ipv4Addr>().is_err() {
+        return Err(format!(
+            "--cloud {url:?}: the device connects to an IPv4 address (it resolves no names): \
+             give https://A.B.C.D[:PORT]"
+        ));
     }
     let mut c = Cloud {
         url: url
@@ -411,7 +414,7 @@ mod tests {
             "--targets",
             "10.77.0.70",
             "--cloud",
-            "https://cloud.example",
+            "https://10.77.0.1:8443",
             "--ca",
             file.to_str().unwrap(),
             "--token",
@@ -496,30 +499,31 @@ mod tests {
         for (argv, why) in [
             (vec!["--pin", pin.as_str()], "go with --cloud"),
             (
-                vec!["--cloud", "http://c.example", "--pin", &pin, "--token", "t"],
-                "https:// only",
+                vec!["--cloud", "http://10.0.0.1", "--pin", &pin, "--token", "t"],
+                "must start with https://",
             ),
             (
                 vec!["--cloud", "https://", "--pin", &pin, "--token", "t"],
                 "no host",
             ),
             (
-                vec!["--cloud", "https://c.example", "--token", "t"],
-                "--pin",
-            ),
-            (
-                vec!["--cloud", "https://c.example", "--pin", &pin],
-                "--token",
-            ),
-            (
                 vec![
                     "--cloud",
                     "https://c.example",
                     "--pin",
-                    "12",
+                    &pin,
                     "--token",
                     "t",
                 ],
+                "resolves no names",
+            ),
+            (vec!["--cloud", "https://10.0.0.1", "--token", "t"], "--pin"),
+            (
+                vec!["--cloud", "https://10.0.0.1", "--pin", &pin],
+                "--token",
+            ),
+            (
+                vec!["--cloud", "https://10.0.0.1", "--pin", "12", "--token", "t"],
                 "SHA-256",
             ),
         ] {
