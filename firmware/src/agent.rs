@@ -34,7 +34,14 @@ use lan9118::{Frames, Lan9118, MPS2_AN386_BASE, Mmio};
 use static_cell::{ConstStaticCell, StaticCell};
 
 use crate::board::entropy::EntropySource;
+use crate::board::flash::{self, HostFileFlash};
 use crate::board::{self, Interrupt, interrupt};
+use crate::cloud::{CloudTarget, LINK_BYTES, Link, LinkBuffers};
+use crate::delivery::{AGENT_VERSION, Collector, Delivery, MAX_TARGETS, SweepFor};
+use cloud_tls::Trust;
+use dca_core::sync::session::UPLOAD_OVERHEAD;
+use dca_core::sync::task::LogLevel;
+use flash_journal::FlashJournal;
 use rand_chacha::rand_core::RngCore;
 
 /// Probes in flight at most (each is a few dozen bytes).
@@ -50,8 +57,6 @@ const SEND_BURST: usize = 16;
 const RECV_BURST: usize = 16;
 /// How long DHCP gets before the block's static address is used.
 const DHCP_WAIT: Duration = Duration::from_secs(10);
-/// Target expressions in the block, at most.
-const MAX_TARGETS: usize = 16;
 
 /// Largest request sent: one unfragmented UDP payload on Ethernet (the
 /// scan's requests are far smaller).
@@ -61,9 +66,9 @@ const REQUEST: usize = 1472;
 /// are dropped and counted; the walker then asks for less.
 const ANSWER: usize = 4096 - 28;
 const RX_PACKETS: usize = 24;
-const RX_BYTES: usize = 8 * 1024;
+const RX_BYTES: usize = 6 * 1024;
 const TX_PACKETS: usize = 8;
-const TX_BYTES: usize = 4 * 1024;
+const TX_BYTES: usize = 2 * 1024;
 
 type Device = Lan9118<'static, Mmio>;
 
@@ -77,28 +82,39 @@ static ETH_REGS: Mmio = unsafe { Mmio::new(MPS2_AN386_BASE) };
 // The large tables are built in place in static memory (ConstStaticCell):
 // built at run time they would pass through the stack first.
 
-/// The DHCP socket and the agent's UDP socket.
-static RESOURCES: ConstStaticCell<StackResources<2>> = ConstStaticCell::new(StackResources::new());
+/// The DHCP socket, and the agent's UDP or TCP socket.
+static RESOURCES: ConstStaticCell<StackResources<3>> = ConstStaticCell::new(StackResources::new());
 
-/// The socket's payload buffers (all zero: .bss, not flash).
-struct Buffers {
-    rx: [u8; RX_BYTES],
-    tx: [u8; TX_BYTES],
-}
-static BUFFERS: ConstStaticCell<Buffers> = ConstStaticCell::new(Buffers {
-    rx: [0; RX_BYTES],
-    tx: [0; TX_BYTES],
-});
-/// The datagram being sent and the one being read (static: in the sweep's
-/// future they would be copied through the stack whenever it moves).
-struct Datagrams {
-    out: [u8; REQUEST],
-    inp: [u8; ANSWER],
-}
-static DATAGRAMS: ConstStaticCell<Datagrams> = ConstStaticCell::new(Datagrams {
-    out: [0; REQUEST],
-    inp: [0; ANSWER],
-});
+/// What a sweep borrows: the UDP socket's payload buffers, the datagram
+/// being sent and the one being read.
+const SWEEP_BYTES: usize = RX_BYTES + TX_BYTES + REQUEST + ANSWER;
+/// Memory the sweeps and the cloud connection take turns in: a sweep never
+/// runs while a connection is open (a task's rescan closes it first).
+const ARENA_BYTES: usize = if SWEEP_BYTES > LINK_BYTES {
+    SWEEP_BYTES
+} else {
+    LINK_BYTES
+};
+/// All zero: .bss, not flash. Static: in the agent's future it would be
+/// copied through the stack whenever the future moves.
+static ARENA: ConstStaticCell<[u8; ARENA_BYTES]> = ConstStaticCell::new([0; ARENA_BYTES]);
+
+/// Readings are batched in this many bytes at most.
+/// A batch is one journal entry, and an entry fits a flash sector.
+const BATCH_BYTES: usize = flash::SECTOR - flash_journal::HEADER;
+/// The batch being built, then each request and its answer.
+static WORK: ConstStaticCell<[u8; BATCH_BYTES + UPLOAD_OVERHEAD]> =
+    ConstStaticCell::new([0; BATCH_BYTES + UPLOAD_OVERHEAD]);
+/// Batches kept until the cloud holds them: a ring of flash sectors.
+type AgentJournal = FlashJournal<HostFileFlash>;
+const JOURNAL_SECTORS: usize = 16;
+static JOURNAL: StaticCell<AgentJournal> = StaticCell::new();
+/// The journal's and the identity's flash (this board: files of the host).
+const JOURNAL_FILE: &[u8] = b"dca-journal.bin\0";
+const IDENTITY_FILE: &[u8] = b"dca-identity.bin\0";
+type AgentDelivery = Delivery<AgentJournal, HostFileFlash>;
+static DELIVERY: StaticCell<AgentDelivery> = StaticCell::new();
+
 /// The socket's packet metadata (small, but not zero: .data).
 static RX_META: ConstStaticCell<[PacketMetadata; RX_PACKETS]> =
     ConstStaticCell::new([PacketMetadata::EMPTY; RX_PACKETS]);
@@ -130,7 +146,7 @@ async fn link_task(stack: Stack<'static>) -> ! {
     }
 }
 
-fn now() -> CoreInstant {
+pub fn now() -> CoreInstant {
     CoreInstant::from_millis(Instant::now().as_millis())
 }
 
@@ -167,19 +183,24 @@ async fn run(spawner: Spawner, prov: &'static Provisioning) -> ! {
         eth.link_up()
     );
     let mut source = board::entropy::HostUrandom;
-    let seed = match board::entropy::generator(&mut source) {
-        Ok(mut rng) => {
+    // One generator, seeded once per boot from the board's source: the
+    // network stack's seed, then TLS's randoms.
+    let mut rng = match board::entropy::generator(&mut source) {
+        Ok(rng) => {
             defmt::info!("agent: random source: {=str}", source.describe());
-            rng.next_u64()
+            Some(rng)
         }
         Err(e) => {
             defmt::warn!(
-                "agent: no random source ({}): the network stack is seeded from the MAC and the clock, which is weak",
+                "agent: no random source ({}): the network stack is seeded from the MAC and the clock, which is weak, and nothing is delivered",
                 e
             );
-            weak_seed(mac)
+            None
         }
     };
+    let seed = rng
+        .as_mut()
+        .map_or_else(|| weak_seed(mac), |r| r.next_u64());
 
     let (stack, runner) = embassy_net::new(
         eth,
@@ -192,21 +213,11 @@ async fn run(spawner: Spawner, prov: &'static Provisioning) -> ! {
 
     bring_up(stack, prov).await;
 
-    let buffers = BUFFERS.take();
-    let mut socket = UdpSocket::new(
-        stack,
-        RX_META.take(),
-        &mut buffers.rx,
-        TX_META.take(),
-        &mut buffers.tx,
-    );
-    if socket.bind(0).is_err() {
-        defmt::error!("agent: cannot bind the UDP socket");
-        board::exit(false);
-    }
-    defmt::info!("agent: UDP socket on port {=u16}", socket.endpoint().port);
-
-    let datagrams = DATAGRAMS.take();
+    let arena = ARENA.take();
+    let meta = Meta {
+        rx: RX_META.take(),
+        tx: TX_META.take(),
+    };
     let slots = SLOTS.init_with(|| core::array::from_fn(|_| WalkSlot::new()));
     let mut targets: Vec<Target, MAX_TARGETS> = Vec::new();
     for t in prov.targets.split(',').filter(|t| !t.trim().is_empty()) {
@@ -244,40 +255,155 @@ async fn run(spawner: Spawner, prov: &'static Provisioning) -> ! {
         prov.schedule_s,
         prov.sweeps
     );
-    match &prov.cloud {
-        None => defmt::info!("agent: no cloud in the block: printers are logged only"),
-        Some(c) if c.ca.is_empty() => defmt::warn!(
-            "agent: cloud {=str}, trusted by {=usize} key pin(s); this image does not deliver yet: printers are logged only",
-            c.url.as_str(),
-            c.pins.len()
-        ),
-        Some(c) => defmt::warn!(
-            "agent: cloud {=str}, trusted through a CA of {=usize} bytes; this image does not deliver yet: printers are logged only",
-            c.url.as_str(),
-            c.ca.len()
-        ),
-    }
     defmt::info!(
-        "agent: memory kept: scan {=usize} bytes ({=usize} probes), {=usize} walk slot(s) of {=usize} bytes (the snapshot, {=usize} bytes, is built inside), socket buffers {=usize} bytes",
+        "agent: memory kept: scan {=usize} bytes ({=usize} probes), {=usize} walk slot(s) of {=usize} bytes (the snapshot, {=usize} bytes, is built inside), sweep/connection buffers {=usize} bytes",
         core::mem::size_of::<Scan<'static, core::iter::Empty<IpAddr>, PROBES, WALK_SLOTS>>(),
         PROBES,
         WALK_SLOTS,
         core::mem::size_of::<WalkSlot>(),
         core::mem::size_of::<Snapshot>(),
-        core::mem::size_of::<Buffers>()
+        ARENA_BYTES
     );
+    let mut sweeper = Sweeper {
+        stack,
+        arena,
+        meta,
+        cfg,
+        slots,
+        sweeps: 0,
+    };
 
-    let mut ignored_total = 0u64;
-    let mut sweep = 0u32;
-    loop {
-        sweep = sweep.wrapping_add(1);
-        let started = Instant::now();
-        if !stack.is_config_up() {
-            defmt::warn!("agent: no address, waiting before sweep {=u32}", sweep);
-            stack.wait_config_up().await;
+    let cloud = match (&prov.cloud, rng) {
+        (None, _) => {
+            defmt::info!("agent: no cloud in the block: printers are logged only");
+            None
         }
-        let ignored = run_sweep(&socket, &cfg, &targets, slots, datagrams, sweep).await;
-        ignored_total = ignored_total.saturating_add(ignored);
+        (Some(_), None) => {
+            defmt::error!("agent: no random source for TLS: printers are logged only");
+            None
+        }
+        (Some(c), Some(rng)) => {
+            let trust = if c.ca.is_empty() {
+                Trust::Pins(&c.pins)
+            } else {
+                Trust::Ca(&c.ca)
+            };
+            match CloudTarget::new(&c.url, trust, AGENT_VERSION) {
+                Ok(target) => {
+                    match trust {
+                        Trust::Pins(p) => defmt::info!(
+                            "agent: delivering to {=str}, trusted by {=usize} key pin(s)",
+                            c.url.as_str(),
+                            p.len()
+                        ),
+                        Trust::Ca(ca) => defmt::info!(
+                            "agent: delivering to {=str}, trusted through a CA of {=usize} bytes",
+                            c.url.as_str(),
+                            ca.len()
+                        ),
+                    }
+                    Some((target, c.token.as_str(), rng))
+                }
+                Err(e) => {
+                    defmt::error!(
+                        "agent: cloud {=str}: {}: printers are logged only",
+                        c.url.as_str(),
+                        defmt::Display2Format(&e)
+                    );
+                    None
+                }
+            }
+        }
+    };
+    let storage = match &cloud {
+        Some(_) => open_storage(),
+        None => None,
+    };
+    match (cloud, storage) {
+        (Some((target, token, rng)), Some((journal, identity))) => {
+            let url = prov.cloud.as_ref().map_or("", |c| c.url.as_str());
+            let delivery = DELIVERY.init_with(|| {
+                Delivery::new(
+                    journal,
+                    identity,
+                    url,
+                    token,
+                    prov.schedule_s,
+                    mac,
+                    rng,
+                    targets,
+                )
+            });
+            deliver(&mut sweeper, delivery, &target, prov.sweeps).await
+        }
+        _ => log_only(&mut sweeper, &targets, prov).await,
+    }
+}
+
+/// The journal and the identity's flash, opened; `None` (said why) when
+/// the flash cannot be had, and then nothing is delivered: readings the
+/// device cannot keep across a power cut are not sent as if it could.
+fn open_storage() -> Option<(&'static mut AgentJournal, HostFileFlash)> {
+    let opened = HostFileFlash::open(JOURNAL_FILE, JOURNAL_SECTORS * flash::SECTOR)
+        .map_err(|e| defmt::error!("agent: the journal's flash cannot be opened: {}", e))
+        .ok()?;
+    let journal = match FlashJournal::open(opened, 0, JOURNAL_SECTORS) {
+        Ok(j) => JOURNAL.init(j),
+        Err(e) => {
+            defmt::error!(
+                "agent: the journal cannot be read: {}: printers are logged only",
+                defmt::Display2Format(&e)
+            );
+            return None;
+        }
+    };
+    let (entries, bytes, free) = journal.usage();
+    defmt::info!(
+        "agent: journal in flash: {=usize} batches ({=usize} bytes) waiting or kept, {=usize} of {=usize} sectors free",
+        entries,
+        bytes,
+        free,
+        JOURNAL_SECTORS
+    );
+    let identity = HostFileFlash::open(IDENTITY_FILE, 2 * flash::SECTOR)
+        .map_err(|e| defmt::error!("agent: the identity's flash cannot be opened: {}", e))
+        .ok()?;
+    Some((journal, identity))
+}
+
+/// What a sweep needs besides its targets.
+struct Sweeper {
+    stack: Stack<'static>,
+    arena: &'static mut [u8; ARENA_BYTES],
+    meta: Meta,
+    cfg: ScanConfig,
+    slots: &'static mut [WalkSlot; WALK_SLOTS],
+    sweeps: u32,
+}
+
+/// The UDP socket's packet metadata.
+struct Meta {
+    rx: &'static mut [PacketMetadata; RX_PACKETS],
+    tx: &'static mut [PacketMetadata; TX_PACKETS],
+}
+
+impl Sweeper {
+    /// One sweep; each printer found is handed to `on_printer`. Returns the
+    /// number of printers.
+    async fn sweep(
+        &mut self,
+        targets: &[Target],
+        on_printer: &mut dyn FnMut(SocketAddr, &Snapshot),
+    ) -> u32 {
+        self.sweeps = self.sweeps.wrapping_add(1);
+        if !self.stack.is_config_up() {
+            defmt::warn!(
+                "agent: no address, waiting before sweep {=u32}",
+                self.sweeps
+            );
+            self.stack.wait_config_up().await;
+        }
+        let printers = run_sweep(self, targets, on_printer).await;
         let c = ETH_STATE.counters();
         defmt::info!(
             "agent: driver rx {=u32} frames ({=u32} dropped: {=u32} oversized, {=u32} runts, {=u32} errors), tx {=u32} ({=u32} dropped), {=u32} interrupts",
@@ -290,13 +416,115 @@ async fn run(spawner: Spawner, prov: &'static Provisioning) -> ! {
             c.tx_dropped,
             c.interrupts
         );
-        if prov.sweeps != 0 && sweep >= prov.sweeps {
+        printers
+    }
+}
+
+/// Without a cloud: sweeps on the block's schedule, printers logged.
+async fn log_only(sweeper: &mut Sweeper, targets: &[Target], prov: &Provisioning) -> ! {
+    loop {
+        let started = Instant::now();
+        sweeper
+            .sweep(targets, &mut |addr, snap| log_printer(addr, snap))
+            .await;
+        if prov.sweeps != 0 && sweeper.sweeps >= prov.sweeps {
             break;
         }
         let next = started + Duration::from_secs(u64::from(prov.schedule_s));
         Timer::at(next).await;
     }
-    socket.close();
+    crate::report_footprint();
+    board::exit(true)
+}
+
+/// With a cloud: the session decides when to collect and to deliver. After
+/// `sweeps` (0: never) collections, the run ends once everything journaled
+/// is delivered.
+async fn deliver(
+    sweeper: &mut Sweeper,
+    d: &'static mut AgentDelivery,
+    target: &CloudTarget<'_>,
+    sweeps: u32,
+) -> ! {
+    let work = WORK.take();
+    // Bounded per iteration; the loop runs for the device's life.
+    loop {
+        d.session.handle_timeout(now());
+        d.drain_events();
+        // Delivery before collection: a device whose sweeps take longer than
+        // its schedule would otherwise sweep for ever and deliver nothing.
+        if let Some(first) = d.next(&mut work[..]) {
+            match Link::open(
+                sweeper.stack,
+                target,
+                LinkBuffers::split(&mut sweeper.arena[..]).unwrap_or_else(|| board::exit(false)),
+                &mut d.rng,
+            )
+            .await
+            {
+                Ok(mut link) => {
+                    d.burst(&mut link, target, &mut work[..], first).await;
+                    link.close().await;
+                }
+                Err(e) => d.transport_failed(e),
+            }
+            continue;
+        }
+        if let Some(why) = d.take_sweep() {
+            let limit_reached = sweeps != 0 && sweeper.sweeps >= sweeps;
+            if why == SweepFor::Schedule && limit_reached {
+                // The run's collections are done; what remains is delivery.
+            } else {
+                let list: Vec<Target, MAX_TARGETS> = match why {
+                    SweepFor::Task {
+                        device: Some(ip), ..
+                    } => [Target::Single(ip)].into_iter().collect(),
+                    _ => d.targets.clone(),
+                };
+                // A line per printer unless the cloud lowered the level.
+                let verbose = matches!(
+                    d.log_level,
+                    LogLevel::Info | LogLevel::Debug | LogLevel::Trace
+                );
+                let mut c = Collector::new(
+                    &mut d.session,
+                    &mut *d.journal,
+                    &mut d.all_delivered,
+                    // A batch is one journal entry: no larger than a sector.
+                    &mut work[..BATCH_BYTES],
+                );
+                let printers = sweeper
+                    .sweep(&list, &mut |addr, snap| {
+                        if verbose {
+                            log_printer(addr, snap);
+                        }
+                        c.add(addr, snap);
+                    })
+                    .await;
+                c.seal();
+                let readings = c.readings;
+                d.sweep_done(why, printers, readings);
+                // A device that runs for ever says what it uses as it goes.
+                crate::report_footprint();
+            }
+            continue;
+        }
+        if sweeps != 0 && sweeper.sweeps >= sweeps && d.all_delivered && !d.session.is_busy() {
+            defmt::println!(
+                "delivery: done: {=u32} sweeps, {=u32} batches delivered, {=u64} readings stored",
+                sweeper.sweeps,
+                d.delivered_batches,
+                d.stored_readings
+            );
+            break;
+        }
+        let wake = d
+            .next_wake()
+            .map_or(Instant::now() + Duration::from_secs(1), |t| {
+                Instant::from_millis(t.millis())
+            });
+        Timer::at(wake).await;
+    }
     crate::report_footprint();
     board::exit(true)
 }
@@ -359,19 +587,31 @@ async fn bring_up(stack: Stack<'static>, prov: &Provisioning) {
     }
 }
 
-/// One sweep over the targets; returns the datagrams it ignored.
+/// One sweep over the targets with a UDP socket of its own; returns the
+/// printers found.
 async fn run_sweep(
-    socket: &UdpSocket<'_>,
-    cfg: &ScanConfig,
+    sw: &mut Sweeper,
     targets: &[Target],
-    slots: &mut [WalkSlot],
-    datagrams: &mut Datagrams,
-    sweep: u32,
-) -> u64 {
+    on_printer: &mut dyn FnMut(SocketAddr, &Snapshot),
+) -> u32 {
+    let sweep = sw.sweeps;
     let started = Instant::now();
-    let mut scan: Scan<'_, _, PROBES, WALK_SLOTS> =
-        Scan::new(cfg.clone(), addresses(targets, &[]), slots, now());
-    let Datagrams { out, inp } = datagrams;
+    let (rx, rest) = sw.arena.split_at_mut(RX_BYTES);
+    let (tx, rest) = rest.split_at_mut(TX_BYTES);
+    let (out, rest) = rest.split_at_mut(REQUEST);
+    let inp = &mut rest[..ANSWER];
+    let mut socket = UdpSocket::new(sw.stack, &mut sw.meta.rx[..], rx, &mut sw.meta.tx[..], tx);
+    if socket.bind(0).is_err() {
+        defmt::error!("agent: cannot bind the UDP socket");
+        board::exit(false);
+    }
+    defmt::debug!("agent: UDP socket on port {=u16}", socket.endpoint().port);
+    let mut scan: Scan<'_, _, PROBES, WALK_SLOTS> = Scan::new(
+        sw.cfg.clone(),
+        addresses(targets, &[]),
+        &mut sw.slots[..],
+        now(),
+    );
     let mut printers = 0u32;
     // Datagrams the scan never saw: longer than ANSWER.
     let mut oversized = 0u64;
@@ -399,7 +639,7 @@ async fn run_sweep(
             }
         }
         for _ in 0..RECV_BURST {
-            match try_recv(socket, inp) {
+            match try_recv(&socket, inp) {
                 None => break,
                 Some(Ok((n, from))) => {
                     busy = true;
@@ -413,7 +653,7 @@ async fn run_sweep(
                 }
             }
         }
-        printers = printers.saturating_add(drain_events(&mut scan));
+        printers = printers.saturating_add(drain_events(&mut scan, on_printer));
         if scan.is_finished() {
             break;
         }
@@ -443,12 +683,17 @@ async fn run_sweep(
         s.failed,
         started.elapsed().as_millis()
     );
-    ignored
+    drop(scan);
+    socket.close();
+    printers
 }
 
 /// Logs the printers whose walks ended; returns how many. Each snapshot is
 /// read where its walk slot built it.
-fn drain_events<I: Iterator<Item = IpAddr>>(scan: &mut Scan<'_, I, PROBES, WALK_SLOTS>) -> u32 {
+fn drain_events<I: Iterator<Item = IpAddr>>(
+    scan: &mut Scan<'_, I, PROBES, WALK_SLOTS>,
+    on_printer: &mut dyn FnMut(SocketAddr, &Snapshot),
+) -> u32 {
     let mut printers = 0u32;
     while let Some(event) = scan.poll_event() {
         match event {
@@ -457,7 +702,7 @@ fn drain_events<I: Iterator<Item = IpAddr>>(scan: &mut Scan<'_, I, PROBES, WALK_
                     && snapshot.is_printer()
                 {
                     printers = printers.saturating_add(1);
-                    log_printer(addr, snapshot);
+                    on_printer(addr, snapshot);
                 }
             }
             Event::WalkFailed(addr, e) => defmt::warn!(

@@ -1,15 +1,15 @@
 //! OpenDCA firmware for the reference board (QEMU mps2-an386).
 //!
 //! With a provisioning block (see `dca provision`) the image is the agent
-//! (agent.rs): it takes an address and sweeps the block's targets. Without
-//! one it runs its self-checks on embassy (a thread-mode executor and a
-//! time driver on the board's CMSDK timers) and proves that the core runs
-//! on the target: it encodes a GetRequest for sysDescr with the core's codec
-//! and decodes it again, then frames a sync `hello` as the HTTP POST the
-//! agent sends and parses it back as the cloud does; then runs a round of
-//! the agent's cloud session (journal, hello, upload, task poll) against
-//! answers made on the board; then sleeps on embassy timers and checks the
-//! clock advanced; then draws twice from the board's random source. It
+//! (agent.rs): it takes an address, sweeps the block's targets, and, when
+//! the block names a cloud, journals the readings in flash and delivers
+//! them over TLS (delivery.rs, cloud.rs). Without one it runs its
+//! self-checks on embassy (a thread-mode executor and a time driver on the
+//! board's CMSDK timers): it encodes a GetRequest for sysDescr with the
+//! core's codec and decodes it again, then frames a sync `hello` as the
+//! HTTP POST the agent sends and parses it back as the cloud does; then
+//! sleeps on embassy timers and checks the clock advanced; then draws
+//! twice from the board's random source. It
 //! reports with defmt over semihosting (decode with `defmt-print -e
 //! <image>`; the log level is set at build time with DEFMT_LOG, see
 //! .cargo/config.toml) and exits with success only if all of them held.
@@ -18,8 +18,8 @@
 
 mod agent;
 mod board;
-#[cfg(feature = "session")]
-mod session_check;
+mod cloud;
+mod delivery;
 
 // Links the defmt global logger (frames over semihosting).
 use defmt_semihosting as _;
@@ -70,18 +70,13 @@ async fn main(spawner: Spawner) {
     defmt::println!("dca-firmware: codec round trip {=str}", verdict(codec));
     let sync = sync_round_trip();
     defmt::println!("dca-firmware: sync round trip {=str}", verdict(sync));
-    #[cfg(feature = "session")]
-    let session = session_check::round();
-    #[cfg(not(feature = "session"))]
-    let session = true;
-    defmt::println!("dca-firmware: session round {=str}", verdict(session));
     let timer = timer_check().await;
     defmt::println!("dca-firmware: timer check {=str}", verdict(timer));
     let entropy = entropy_check();
     defmt::println!("dca-firmware: entropy check {=str}", verdict(entropy));
 
     report_footprint();
-    board::exit(codec && sync && session && timer && entropy);
+    board::exit(codec && sync && timer && entropy);
 }
 
 /// Flash, static RAM and the stack's high-water mark, as ci/nostd.sh greps them.

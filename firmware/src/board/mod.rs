@@ -8,6 +8,7 @@
 //! to the semihosting console, or the frames are corrupted.
 
 pub mod entropy;
+pub mod flash;
 pub mod irq;
 pub mod stack;
 pub mod time;
