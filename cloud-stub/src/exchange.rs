@@ -367,6 +367,59 @@ mod tests {
         );
     }
 
+    /// Sixteen long tasks do not make an answer larger than an MFP reads:
+    /// they come a share at a time, each share once the last is done, and
+    /// an argument longer than any agent takes is refused at creation.
+    #[test]
+    fn task_lists_come_in_shares_a_device_can_read() {
+        let mut store = store("task-shares");
+        let token = store.create_token("acme").unwrap();
+        let enroll = Request::Enroll {
+            token: &token,
+            agent_version: "0.2.0",
+            hostname: "h",
+        };
+        let (_, body) = exchange(&mut store, &enroll, None);
+        let Ok(Response::Enrolled {
+            agent_id, secret, ..
+        }) = Response::decode(&body)
+        else {
+            panic!("{:?}", Response::decode(&body));
+        };
+        let (agent_id, auth) = (agent_id.to_string(), format!("Bearer {agent_id}:{secret}"));
+        let long = "10.0.0.1-10.0.0.254,".repeat(13);
+        let long = &long[..250];
+        let mut queued: Vec<u64> = (0..MAX_TASKS)
+            .map(|_| store.create_task(&agent_id, "set_targets", long).unwrap())
+            .collect();
+        let too_long = "1".repeat(crate::store::MAX_TASK_ARG + 1);
+        let refused = store.create_task(&agent_id, "set_targets", &too_long);
+        assert!(refused.unwrap_err().contains("at most 256"));
+        let mut shares = 0;
+        // Bounded: each share takes at least one task.
+        while !queued.is_empty() && shares < MAX_TASKS {
+            let (status, body) = exchange(&mut store, &Request::TaskPoll, Some(&auth));
+            assert_eq!(status, 200);
+            assert!(body.len() <= 2048 + 512, "{} bytes", body.len());
+            let Ok(Response::Tasks(tasks)) = Response::decode(&body) else {
+                panic!("{:?}", Response::decode(&body));
+            };
+            assert!(!tasks.is_empty());
+            for t in &tasks {
+                assert_eq!(Some(t.id), queued.first().copied(), "in order, once each");
+                queued.remove(0);
+                let result = Request::TaskResult {
+                    task: t.id,
+                    ok: true,
+                    detail: "set",
+                };
+                assert_eq!(exchange(&mut store, &result, Some(&auth)).0, 200);
+            }
+            shares += 1;
+        }
+        assert!(queued.is_empty() && shares > 1, "{shares} shares");
+    }
+
     #[test]
     fn other_versions_are_refused_in_their_own_framing() {
         let a = refuse_version(1);

@@ -370,6 +370,14 @@ fn audit_in(
     Ok(())
 }
 
+/// The longest task argument agents take (a target list, say).
+pub const MAX_TASK_ARG: usize = dca_core::sync::task::MAX_TARGETS_TEXT;
+/// Task bytes (kinds and arguments) in one answer at most: an MFP's agent
+/// reads answers into a 4 KiB buffer.
+pub const MAX_TASK_BYTES: usize = 2048;
+/// What each task adds to an answer besides its kind and argument.
+const TASK_OVERHEAD: usize = 16;
+
 /// A task as an operator lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TaskRow {
@@ -962,10 +970,24 @@ impl Store {
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?
         };
-        tx.execute(
-            "UPDATE tasks SET delivered_ms = COALESCE(delivered_ms, ?1) WHERE agent_id = ?2 AND done_ms IS NULL",
-            params![now, agent.id],
-        )?;
+        // An answer small enough for a device's buffer: the rest comes at
+        // the next poll (always at least one task, so none is stuck).
+        let mut bytes = 0usize;
+        let tasks: Vec<PendingTask> = tasks
+            .into_iter()
+            .enumerate()
+            .take_while(|(i, t)| {
+                bytes = bytes.saturating_add(t.kind.len() + t.arg.len() + TASK_OVERHEAD);
+                *i == 0 || bytes <= MAX_TASK_BYTES
+            })
+            .map(|(_, t)| t)
+            .collect();
+        for t in &tasks {
+            tx.execute(
+                "UPDATE tasks SET delivered_ms = COALESCE(delivered_ms, ?1) WHERE id = ?2",
+                params![now, t.id as i64],
+            )?;
+        }
         tx.commit()?;
         Ok(tasks)
     }
@@ -990,6 +1012,12 @@ impl Store {
 
     /// Queues a task for an agent.
     pub fn create_task(&self, agent: &str, kind: &str, arg: &str) -> Result<u64, String> {
+        if arg.len() > MAX_TASK_ARG {
+            return Err(format!(
+                "the task's argument is {} bytes; agents take at most {MAX_TASK_ARG}",
+                arg.len()
+            ));
+        }
         let exists: Option<i64> = self
             .conn
             .query_row(
