@@ -223,7 +223,8 @@ impl<'a> Link<'a> {
         match result {
             Ok(()) => Ok(Link { tls }),
             Err(e) => {
-                // Nothing is sent to a server that is not the cloud.
+                // No request reaches a server that is not the cloud: it
+                // gets TLS's close alert, which carries nothing.
                 if let Ok(mut socket) = tls.close().await.map_err(|(s, _)| s) {
                     socket.abort();
                 }
@@ -330,7 +331,9 @@ impl<'a> Link<'a> {
             };
             let n = match self.tls.read(room).await {
                 Ok(n) => n,
-                Err(_) if want == usize::MAX => 0,
+                // Only the cloud's close_notify ends such a body: a bare
+                // FIN or reset may be an attacker cutting it short.
+                Err(TlsError::ConnectionClosed) if want == usize::MAX => 0,
                 Err(e) => return Err(LinkError::Tls(e)),
             };
             if n == 0 {

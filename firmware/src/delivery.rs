@@ -31,6 +31,9 @@ use crate::cloud::{CloudTarget, Link, LinkError};
 
 /// The agent's name in `hello` and `User-Agent`.
 pub const AGENT_VERSION: &str = concat!("dca-firmware/", env!("CARGO_PKG_VERSION"));
+/// Bytes of delivered batches kept for a cloud restored from a backup: two
+/// of the journal's sixteen sectors.
+const RETAINED_BYTES: u64 = 8 * 1024;
 /// Readings per batch at most (the byte limit is the work buffer's).
 const BATCH_READINGS: u64 = 64;
 /// `Bearer <agent id>:<secret>`.
@@ -79,9 +82,11 @@ pub struct Delivery<J: Journal + 'static, F: NorFlash> {
     pub session: Session,
     pub journal: &'static mut J,
     identity: Identity,
-    /// Where the identity is kept, and the sequence of the copy there.
+    /// Where the identity is kept, and the sequence of the newest copy
+    /// there (`None`: the flash could not be read, so nothing is written
+    /// over a copy that may be the newest).
     identity_flash: F,
-    identity_seq: u32,
+    identity_seq: Option<u32>,
     cloud_url: &'static str,
     token: &'static str,
     hostname: String<32>,
@@ -121,6 +126,11 @@ impl<J: Journal + 'static, F: NorFlash> Delivery<J, F> {
         targets: Vec<Target, MAX_TARGETS>,
     ) -> Self {
         let mut cfg = Config::new(AGENT_VERSION);
+        // The journal is small and the device knows no date (so the age
+        // limit never applies): keep little of what the cloud holds, so
+        // that a boot with the cloud away (when nothing delivered can be
+        // told apart) still finds room for new readings.
+        cfg.retention.max_bytes = RETAINED_BYTES;
         cfg.collect_every = Some(CoreDuration::from_secs(u64::from(schedule_s.max(1))));
         let mut boot_id = [0u8; 16];
         rng.fill_bytes(&mut boot_id);
@@ -214,11 +224,11 @@ impl<J: Journal + 'static, F: NorFlash> Delivery<J, F> {
         for _ in 0..1024 {
             match next {
                 None => return,
-                Some(Next::Enroll) => {
-                    if self.enroll(link, target, work).await.is_err() {
-                        return;
-                    }
-                }
+                Some(Next::Enroll) => match self.enroll(link, target, work).await {
+                    // The cloud closes the connection after its answer.
+                    Ok(true) | Err(()) => return,
+                    Ok(false) => {}
+                },
                 Some(Next::Request(n)) => {
                     let Identity::Enrolled(auth) = &self.identity else {
                         return;
@@ -276,12 +286,13 @@ impl<J: Journal + 'static, F: NorFlash> Delivery<J, F> {
         }
     }
 
+    /// Enrolls; `Ok(true)` when the cloud closes the connection after.
     async fn enroll(
         &mut self,
         link: &mut Link<'_>,
         target: &CloudTarget<'_>,
         work: &mut [u8],
-    ) -> Result<(), ()> {
+    ) -> Result<bool, ()> {
         let req = Request::Enroll {
             token: self.token.trim(),
             agent_version: AGENT_VERSION,
@@ -315,7 +326,7 @@ impl<J: Journal + 'static, F: NorFlash> Delivery<J, F> {
                 );
                 self.keep_identity(&auth);
                 self.identity = Identity::Enrolled(auth);
-                Ok(())
+                Ok(answer.close)
             }
             Err((failure, why)) => {
                 if let Identity::Pending { retry_at, delay } = &mut self.identity {
@@ -359,10 +370,15 @@ impl<J: Journal + 'static, F: NorFlash> Delivery<J, F> {
         if write!(kept, "{}\n{}", self.cloud_url, auth).is_err() {
             return;
         }
-        let seq = self.identity_seq.wrapping_add(1);
+        let Some(seq) = self.identity_seq.map(|s| s.wrapping_add(1)) else {
+            defmt::error!(
+                "delivery: the identity is not kept: its flash could not be read at boot; after a restart the device needs a new token"
+            );
+            return;
+        };
         match identity::store(&mut self.identity_flash, 0, seq, kept.as_bytes()) {
             Ok(()) => {
-                self.identity_seq = seq;
+                self.identity_seq = Some(seq);
                 defmt::info!("delivery: identity kept in flash");
             }
             Err(e) => defmt::error!(
@@ -534,8 +550,9 @@ impl<J: Journal + 'static, F: NorFlash> Delivery<J, F> {
     }
 }
 
-/// The identity kept in flash for `cloud_url`, if any, and its sequence.
-fn kept_identity<F: NorFlash>(flash: &mut F, cloud_url: &str) -> (Identity, u32) {
+/// The identity kept in flash for `cloud_url`, if any, and the sequence of
+/// the newest copy (`None` when the flash cannot be read).
+fn kept_identity<F: NorFlash>(flash: &mut F, cloud_url: &str) -> (Identity, Option<u32>) {
     let pending = Identity::Pending {
         retry_at: now().at,
         delay: ENROLL_RETRY_MIN,
@@ -552,29 +569,29 @@ fn kept_identity<F: NorFlash>(flash: &mut F, cloud_url: &str) -> (Identity, u32)
                     let mut a = String::new();
                     if a.push_str(auth).is_ok() {
                         defmt::info!("delivery: identity read from flash (copy {=u32})", seq);
-                        return (Identity::Enrolled(a), seq);
+                        return (Identity::Enrolled(a), Some(seq));
                     }
-                    (pending, seq)
+                    (pending, Some(seq))
                 }
                 Some(_) => {
                     defmt::warn!(
                         "delivery: the identity in flash is for another cloud: enrolling with the block's token"
                     );
-                    (pending, seq)
+                    (pending, Some(seq))
                 }
-                None => (pending, seq),
+                None => (pending, Some(seq)),
             }
         }
         Ok(None) => {
             defmt::info!("delivery: no identity in flash yet: enrolling");
-            (pending, 0)
+            (pending, Some(0))
         }
         Err(e) => {
             defmt::error!(
                 "delivery: the identity flash cannot be read ({}): enrolling",
                 defmt::Display2Format(&e)
             );
-            (pending, 0)
+            (pending, None)
         }
     }
 }

@@ -239,6 +239,8 @@ struct Seen {
     maybe_gone: BTreeMap<u64, (BatchId, StdVec<u8>)>,
     /// Drops that returned: never to be seen again.
     removed: std::collections::BTreeSet<u64>,
+    /// Positions appends returned, in order.
+    positions: StdVec<u64>,
 }
 
 /// A fixed workload: appends of varied sizes, drops of the oldest, until
@@ -250,23 +252,28 @@ fn workload(j: &mut FlashJournal<Nor>, seen: &mut Seen, start: u64) -> bool {
         match j.append(&id(tag), Some(tag), &rec) {
             Ok(pos) => {
                 seen.durable.insert(pos, (id(tag), rec));
+                seen.positions.push(pos);
             }
             Err(AppendError::Full) => {}
             Err(AppendError::Failed(_)) => return false,
         }
+        // Drop the oldest entry the journal holds, as the session does
+        // (it may be one a cut append left, which the caller never saw).
         if seen.durable.len() > 5 || tag % 3 == 0 {
-            let Some((&pos, v)) = seen.durable.iter().next() else {
+            let Ok(Some(oldest)) = j.next(None) else {
                 continue;
             };
-            let v = v.clone();
+            let pos = oldest.pos;
             match j.remove(pos) {
                 Ok(()) => {
                     seen.durable.remove(&pos);
+                    seen.maybe_gone.remove(&pos);
                     seen.removed.insert(pos);
                 }
                 Err(_) => {
-                    seen.durable.remove(&pos);
-                    seen.maybe_gone.insert(pos, v);
+                    if let Some(v) = seen.durable.remove(&pos) {
+                        seen.maybe_gone.insert(pos, v);
+                    }
                     return false;
                 }
             }
@@ -324,16 +331,37 @@ fn a_power_cut_at_any_write_or_erase_loses_nothing_that_was_journaled() {
                     "cut {cut} torn {torn}: position {pos} was dropped and came back"
                 );
             }
-            // And it goes on: more work, another reboot, still whole.
-            let mut more = seen.clone();
+            // And it goes on: more work, another reboot, still whole; new
+            // positions come after every old one, dropped entries stay
+            // dropped, and appends succeed (it is not stuck full).
+            let before = c.keys().chain(&seen.positions).max().copied().unwrap_or(0);
+            let mut more = Seen {
+                positions: StdVec::new(),
+                ..seen.clone()
+            };
             // With the power back, nothing fails (a write over bytes an
             // interrupted erase left would).
             assert!(
                 workload(&mut j, &mut more, 1000),
                 "cut {cut} torn {torn}: the journal failed after the reboot"
             );
+            assert!(
+                more.positions.len() > 5,
+                "cut {cut} torn {torn}: only {} appends after the reboot",
+                more.positions.len()
+            );
+            assert!(
+                more.positions.iter().all(|p| *p > before),
+                "cut {cut} torn {torn}: a position was handed out again"
+            );
             let mut j = FlashJournal::open(j.into_flash(), 0, 3).unwrap();
             let c = contents(&mut j);
+            for pos in c.keys() {
+                assert!(
+                    !more.removed.contains(pos),
+                    "cut {cut} torn {torn}: {pos} came back"
+                );
+            }
             for (pos, (bid, rec)) in &more.durable {
                 assert_eq!(
                     c.get(pos).map(|(i, _, r)| (i, r)),
