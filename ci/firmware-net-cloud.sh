@@ -1,12 +1,12 @@
 # The firmware delivering to the cloud, in the lab ci/firmware-net.sh built
 # (sourced by it: its namespace, printers, reference scan and helpers).
 #
-# - delivery: the device boots while dca-cloud is down, sweeps the generated
-#   fleet, fails to enroll, and keeps its readings; the cloud starts; the
-#   device enrolls, delivers, takes a task and reports its result. The cloud
-#   must then hold for the device's customer exactly the devices, page
-#   counts and supplies the host agent's `dca push` of the same fleet gives
-#   another customer.
+# - delivery: the device boots while dca-cloud is down, sweeps the corpus
+#   printers, fails to enroll, and keeps its readings; the cloud starts; the
+#   device enrolls, delivers, takes two tasks and reports their results. The
+#   cloud must then hold for the device's customer exactly the devices, page
+#   counts and supplies the host agent's `dca push` of the same printers
+#   gives another customer.
 # - refusals: a block whose pin is not the cloud's key, a token already
 #   used, and a CA-mode block facing a chain in which a CA:FALSE
 #   certificate signs the server's: each refused with the reason logged, and
@@ -102,35 +102,52 @@ delivery_boot() {
   pin=$(grep -oE 'key pin \(sha256 of the public key\) [0-9a-f]{64}' "$db.log" | awk '{print $NF}')
   stop_cloud
   token=$(token_for device "$db")
-  "$dca" provision --targets 10.77.1.1-20 --sweeps 0 --schedule 3600 --port 161 \
+  "$dca" provision --targets 10.77.0.64/26 --sweeps 0 --schedule 3600 --port 161 \
     --cloud https://10.77.0.1:8443 --pin "$pin" --token "$token" --out "$tmp/prov-cloud.bin"
   start_guest delivery "$tmp/prov-cloud.bin"
   await_log delivery 'enrollment not done' 240 || ok=1
   if [ "$ok" -eq 0 ]; then
     echo "delivery: the device could not reach the cloud; starting it"
     start_cloud 8443 "$db" --name 10.77.0.1 || ok=1
-    await_cmd "'$cloud_bin' agent list --db '$db' | grep -q 'customer=device'" 120 || ok=1
+    # It enrolls once its first sweep is over.
+    await_cmd "'$cloud_bin' agent list --db '$db' | grep -q 'customer=device'" 400 || ok=1
   fi
   if [ "$ok" -eq 0 ]; then
     agent=$("$cloud_bin" agent list --db "$db" | awk '/customer=device/ {print $1; exit}')
-    # Quieter first (no line per printer), then a sweep that shows it.
+    # One corpus printer, for poll_device.
+    local one
+    one=$(python3 -c 'import json, sys
+print(next(json.loads(l)["address"].rsplit(":", 1)[0] for l in open(sys.argv[1]) if l.strip()
+           and json.loads(l).get("printer") and json.loads(l)["address"].startswith("10.77.0.")))' \
+      "$tmp/reference.jsonl")
+    # Quieter first (no line per printer), then a poll that shows it; new
+    # targets and a rescan of them; a new schedule.
     "$cloud_bin" task create --agent "$agent" --kind set_log_level --arg warn --db "$db"
+    "$cloud_bin" task create --agent "$agent" --kind poll_device --arg "$one" --db "$db"
+    "$cloud_bin" task create --agent "$agent" --kind set_targets --arg 10.77.1.11-12 --db "$db"
     "$cloud_bin" task create --agent "$agent" --kind rescan --db "$db"
-    await_cmd "[ \$('$cloud_bin' task list --db '$db' | grep -c ': ok: ') -eq 2 ]" 180 || ok=1
+    "$cloud_bin" task create --agent "$agent" --kind set_schedule --arg 600 --db "$db"
+    await_cmd "[ \$('$cloud_bin' task list --db '$db' | grep -c ': ok: ') -eq 5 ]" 240 || ok=1
     "$cloud_bin" task list --db "$db"
-    # Every printer of the fleet delivered (the reference scan's count).
+    # Every corpus printer delivered (the reference scan's count), and the
+    # two the new targets hold.
     local want
     want=$(python3 -c 'import json, sys
-print(sum(1 for l in open(sys.argv[1]) if l.strip() and json.loads(l).get("printer")
-          and json.loads(l)["address"].startswith("10.77.1.")))' "$tmp/reference.jsonl")
+print(2 + sum(1 for l in open(sys.argv[1]) if l.strip() and json.loads(l).get("printer")
+          and json.loads(l)["address"].startswith("10.77.0.")))' "$tmp/reference.jsonl")
     await_cmd "[ \$('$cloud_bin' devices --db '$db' --json | grep -c '\"customer\":\"device\"') -eq $want ]" 180 || ok=1
   fi
   stop_guest delivery
   grep -q 'delivery: enrolled as agent' "$tmp/delivery.log" || ok=1
-  # The rescan (sweep 2) ran at level warn: no printer lines in it.
+  # The poll (sweep 2) ran at level warn: no printer line in it; the
+  # rescan (sweep 3) swept the new targets.
   if [ "$(sed -n '/sweep 2 started/,/sweep 2 done/p' "$tmp/delivery.log" | grep -c '^printer ')" -ne 0 ] ||
-    ! grep -q 'sweep 2 done: 20 printers' "$tmp/delivery.log"; then
-    echo "delivery: the rescan after set_log_level warn is missing or still logs each printer" >&2
+    ! grep -q 'sweep 2 done: 1 printers' "$tmp/delivery.log"; then
+    echo "delivery: the poll after set_log_level warn is missing or still logs its printer" >&2
+    ok=1
+  fi
+  if ! grep -q 'sweep 3 done: 2 printers' "$tmp/delivery.log"; then
+    echo "delivery: the rescan after set_targets did not sweep the new targets" >&2
     ok=1
   fi
   footprint delivery || ok=1
@@ -139,7 +156,8 @@ print(sum(1 for l in open(sys.argv[1]) if l.strip() and json.loads(l).get("print
   local state=$tmp/host-state
   in_ns timeout 60 "$dca" enroll --cloud https://10.77.0.1:8443 --pin "$pin" \
     --token "$(token_for host "$db")" --state-dir "$state" || ok=1
-  in_ns timeout 180 "$dca" push 10.77.1.1-10.77.1.20 --port 161 --retries 3 --state-dir "$state" || ok=1
+  in_ns timeout 180 "$dca" push 10.77.0.64/26 10.77.1.11-12 --port 161 --retries 3 \
+    --state-dir "$state" || ok=1
   "$cloud_bin" devices --db "$db" --json >"$tmp/cloud-devices.jsonl"
   python3 - "$tmp/cloud-devices.jsonl" <<'EOF' || ok=1
 import json, sys
