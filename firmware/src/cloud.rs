@@ -70,6 +70,8 @@ impl<'a> LinkBuffers<'a> {
 /// Where the cloud is and how it is trusted (from the provisioning block).
 pub struct CloudTarget<'a> {
     pub url: CloudUrl<'a>,
+    /// The `Host` header: `host[:port]`.
+    host_header: heapless::String<{ dca_core::provision::MAX_CLOUD_URL + 8 }>,
     /// The address connected to (the URL's host is an IPv4 address).
     pub address: Ipv4Addr,
     pub trust: Trust<'a>,
@@ -84,8 +86,11 @@ impl<'a> CloudTarget<'a> {
         // This image resolves no names: the block gives the cloud's address
         // (`dca provision` says so when it is given a name).
         let address = url.host.parse().map_err(|_| LinkError::NotAnAddress)?;
+        let mut host_header = heapless::String::new();
+        fmt::write(&mut host_header, format_args!("{url}")).map_err(|_| LinkError::Url)?;
         Ok(CloudTarget {
             url,
+            host_header,
             address,
             trust,
             agent,
@@ -258,15 +263,11 @@ impl<'a> Link<'a> {
         body_len: usize,
     ) -> Result<Answer, LinkError> {
         let body = buf.get(..body_len).ok_or(LinkError::RequestTooLarge)?;
-        let mut host: heapless::String<{ dca_core::provision::MAX_CLOUD_URL + 8 }> =
-            heapless::String::new();
-        fmt::write(&mut host, format_args!("{}", target.url))
-            .map_err(|_| LinkError::RequestTooLarge)?;
         let mut head = [0u8; HEAD_ROOM];
         let n = http::write_post(
             &mut head,
             &PostHead {
-                host: &host,
+                host: &target.host_header,
                 path: ENDPOINT,
                 authorization,
                 content_type: CONTENT_TYPE,

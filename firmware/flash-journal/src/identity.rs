@@ -7,7 +7,7 @@
 use embedded_storage::nor_flash::NorFlash;
 use sha2::{Digest, Sha256};
 
-use crate::{Error, flash};
+use crate::{Error, write_words};
 
 /// "DCI1".
 const MAGIC: u32 = 0x3149_4344;
@@ -47,10 +47,6 @@ pub fn load<F: NorFlash>(
     }
 }
 
-fn flash_err<E: embedded_storage::nor_flash::NorFlashError>(e: E) -> Error {
-    flash(e)
-}
-
 /// The copy at `at` if it is whole: its sequence and length, its bytes
 /// into `buf`.
 fn whole<F: NorFlash>(
@@ -59,7 +55,7 @@ fn whole<F: NorFlash>(
     buf: &mut [u8],
 ) -> Result<Option<(u32, usize)>, Error> {
     let mut h = [0u8; HEAD];
-    flash.read(at, &mut h).map_err(flash_err)?;
+    flash.read(at, &mut h).map_err(crate::flash)?;
     let magic = u32::from_le_bytes([h[0], h[1], h[2], h[3]]);
     let seq = u32::from_le_bytes([h[4], h[5], h[6], h[7]]);
     let len = u32::from_le_bytes([h[8], h[9], h[10], h[11]]) as usize;
@@ -71,7 +67,7 @@ fn whole<F: NorFlash>(
     };
     flash
         .read(at.saturating_add(HEAD as u32), dst)
-        .map_err(flash_err)?;
+        .map_err(crate::flash)?;
     Ok((h[12..16] == check(seq, dst)).then_some((seq, len)))
 }
 
@@ -88,29 +84,13 @@ pub fn store<F: NorFlash>(flash: &mut F, base: u32, seq: u32, bytes: &[u8]) -> R
     let at = base.saturating_add((seq % 2).saturating_mul(F::ERASE_SIZE as u32));
     flash
         .erase(at, at.saturating_add(F::ERASE_SIZE as u32))
-        .map_err(flash_err)?;
-    let whole = bytes.len() - bytes.len() % 4;
-    let data_at = at.saturating_add(HEAD as u32);
-    if whole > 0 {
-        flash
-            .write(data_at, bytes.get(..whole).unwrap_or(&[]))
-            .map_err(flash_err)?;
-    }
-    if whole < bytes.len() {
-        let mut tail = [0xffu8; 4];
-        let rest = bytes.get(whole..).unwrap_or(&[]);
-        tail.get_mut(..rest.len())
-            .unwrap_or(&mut [])
-            .copy_from_slice(rest);
-        flash
-            .write(data_at.saturating_add(whole as u32), &tail)
-            .map_err(flash_err)?;
-    }
+        .map_err(crate::flash)?;
+    write_words(flash, at.saturating_add(HEAD as u32), bytes)?;
     // The header last: until it is whole, this copy does not exist.
     let mut h = [0u8; HEAD];
     h[0..4].copy_from_slice(&MAGIC.to_le_bytes());
     h[4..8].copy_from_slice(&seq.to_le_bytes());
     h[8..12].copy_from_slice(&(bytes.len() as u32).to_le_bytes());
     h[12..16].copy_from_slice(&check(seq, bytes));
-    flash.write(at, &h).map_err(flash_err)
+    flash.write(at, &h).map_err(crate::flash)
 }

@@ -91,6 +91,28 @@ fn flash<E: NorFlashError>(e: E) -> Error {
     Error::Flash(e.kind())
 }
 
+/// Programs `bytes` at `at` in whole words, the last padded with ones (which
+/// program nothing).
+fn write_words<F: NorFlash>(flash: &mut F, at: u32, bytes: &[u8]) -> Result<(), Error> {
+    let whole = bytes.len() - bytes.len() % WORD;
+    if whole > 0 {
+        flash
+            .write(at, bytes.get(..whole).unwrap_or(&[]))
+            .map_err(crate::flash)?;
+    }
+    if whole < bytes.len() {
+        let mut tail = [0xffu8; WORD];
+        let rest = bytes.get(whole..).unwrap_or(&[]);
+        tail.get_mut(..rest.len())
+            .unwrap_or(&mut [])
+            .copy_from_slice(rest);
+        flash
+            .write(at.saturating_add(whole as u32), &tail)
+            .map_err(crate::flash)?;
+    }
+    Ok(())
+}
+
 /// A live entry: where it is.
 #[derive(Debug, Clone, Copy)]
 struct Slot {
@@ -392,19 +414,8 @@ impl<F: NorFlash> Journal for FlashJournal<F> {
         }
         let written = (|| {
             self.write(at, &h[..56])?;
-            let whole = record.len() - record.len() % WORD;
-            let data_at = at.saturating_add(HEADER as u32);
-            if whole > 0 {
-                self.write(data_at, record.get(..whole).unwrap_or(&[]))?;
-            }
-            if whole < record.len() {
-                let mut tail = [0xffu8; WORD];
-                let rest = record.get(whole..).unwrap_or(&[]);
-                tail.get_mut(..rest.len())
-                    .unwrap_or(&mut [])
-                    .copy_from_slice(rest);
-                self.write(data_at.saturating_add(whole as u32), &tail)?;
-            }
+            let data_at = self.base.saturating_add(at).saturating_add(HEADER as u32);
+            write_words(&mut self.flash, data_at, record)?;
             self.write(at.saturating_add(56), &VALID.to_le_bytes())
         })();
         if let Err(e) = written {
