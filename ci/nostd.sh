@@ -21,6 +21,20 @@ if cargo tree -p dca-core -e normal,features --target "$target" | grep -E 'featu
   echo "a dependency of dca-core is built with std or alloc" >&2
   exit 1
 fi
+# SNMPv3's USM adds the RustCrypto primitives of the same generation
+# embedded-tls links (digest 0.10, cipher 0.4), each no_std without alloc.
+allowed_usm='^(md-5|sha1|hmac|subtle|aes|des|cfb-mode|cbc|cipher|inout|zeroize)$'
+deps=$(cargo tree -p dca-core --features usm -e normal --target "$target" --prefix none --format '{p}' | awk '{print $1}' | sort -u)
+bad=$(printf '%s\n' "$deps" | grep -Ev "$allowed" | grep -Ev "$allowed_usm" || true)
+if [ -n "$bad" ]; then
+  echo "dca-core with usm depends on crates not vetted as no_std without alloc:" >&2
+  printf '  %s\n' $bad >&2
+  exit 1
+fi
+if cargo tree -p dca-core --features usm -e normal,features --target "$target" | grep -E 'feature "(std|alloc)"'; then
+  echo "a dependency of dca-core (usm) is built with std or alloc" >&2
+  exit 1
+fi
 
 image=firmware/target/$target/release/dca-firmware
 # Flash (.text + .rodata + .data) and static RAM (.data + .bss) of the image
@@ -30,6 +44,7 @@ ram() { size -A "$image" | awk '$1 ~ /^\.(data|bss)$/ {n += $2} END {print n}'; 
 if rustup target list --installed | grep -qx "$target"; then
   cargo build -p dca-core --target "$target" --locked
   cargo build -p dca-core --target "$target" --locked --release
+  cargo build -p dca-core --target "$target" --locked --release --features usm
   (cd firmware && cargo build --release --locked)
   echo "firmware flash: $(flash) bytes (budget 262144); static RAM: $(ram) bytes (the agent adds its stack)"
   # Flash by crate: where the image's bytes go (functions and constants).

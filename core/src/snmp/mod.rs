@@ -21,6 +21,8 @@
 
 mod message;
 mod pdu;
+#[cfg(feature = "usm")]
+pub mod usm;
 mod v3;
 mod value;
 mod varbind;

@@ -51,7 +51,7 @@ impl HeaderData {
         })
     }
 
-    fn content_len(&self) -> usize {
+    pub(super) fn content_len(&self) -> usize {
         [self.msg_id, self.max_size, self.security_model]
             .iter()
             .fold(tlv_len(1), |n, &v| {
@@ -59,7 +59,7 @@ impl HeaderData {
             })
     }
 
-    fn write(&self, w: &mut Writer<'_>) -> Result<(), EncodeError> {
+    pub(super) fn write(&self, w: &mut Writer<'_>) -> Result<(), EncodeError> {
         w.header(tag::SEQUENCE, self.content_len())?;
         w.signed(tag::INTEGER, i64::from(self.msg_id))?;
         w.signed(tag::INTEGER, i64::from(self.max_size))?;
