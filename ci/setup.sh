@@ -9,6 +9,8 @@ log() { printf '==> %s\n' "$*"; }
 missing=()
 command -v qemu-system-arm >/dev/null || missing+=(qemu-system-arm)
 command -v snmpbulkwalk >/dev/null || missing+=(snmp)
+# net-snmp's agent: the peer of the SNMPv3 tests (every USM pairing).
+command -v snmpd >/dev/null || missing+=(snmpd)
 # Peers of the discovery benchmark (cargo bench -p dca-host --bench fleet).
 command -v onesixtyone >/dev/null || missing+=(onesixtyone)
 command -v braa >/dev/null || missing+=(braa)

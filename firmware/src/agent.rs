@@ -643,7 +643,7 @@ async fn run_sweep(
                 None => break,
                 Some(Ok((n, from))) => {
                     busy = true;
-                    if let Some(d) = inp.get(..n) {
+                    if let Some(d) = inp.get_mut(..n) {
                         scan.handle_datagram(now(), from, d);
                     }
                 }

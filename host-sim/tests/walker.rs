@@ -35,7 +35,7 @@ fn drive(mut walker: Walker, address: &str, sink: &mut impl Sink) -> Walker {
             .set_read_timeout(Some(std::time::Duration::from_millis(wait)))
             .unwrap();
         match socket.recv(&mut inp) {
-            Ok(n) => walker.handle_datagram(now(), &inp[..n], sink),
+            Ok(n) => walker.handle_datagram(now(), &mut inp[..n], sink),
             Err(_) => walker.handle_timeout(now()),
         }
     }

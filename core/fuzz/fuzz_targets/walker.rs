@@ -37,7 +37,8 @@ fuzz_target!(|data: &[u8]| {
             1 => {
                 // Raw bytes as a datagram.
                 let len = usize::from(*n).min(rest.len());
-                w.handle_datagram(now, &rest[..len], &mut sink);
+                let mut datagram = rest[..len].to_vec();
+                w.handle_datagram(now, &mut datagram, &mut sink);
                 rest = &rest[len..];
             }
             _ => {
@@ -93,7 +94,7 @@ fuzz_target!(|data: &[u8]| {
                 };
                 let mut out = vec![0u8; msg.encoded_len()];
                 if let Ok(len) = msg.encode(&mut out) {
-                    w.handle_datagram(now, &out[..len], &mut sink);
+                    w.handle_datagram(now, &mut out[..len], &mut sink);
                 }
             }
         }

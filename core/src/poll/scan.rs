@@ -1,13 +1,16 @@
 //! Discovery and polling of many devices over one socket, sans I/O.
 //!
-//! Each address gets a cheap probe (a GET of sysObjectID.0), with retries
-//! and each configured community in turn; the community that answers is
-//! kept for that device. Answering devices are walked (the [`Walker`]) in
+//! Each address gets a cheap probe (a GET of sysObjectID.0 in v2c and v1,
+//! or SNMPv3's engine discovery), with retries and each configured
+//! credential set in turn; the set that answers is kept for that device,
+//! and if its walk is refused for a security reason, the next set is
+//! walked. Answering devices are walked (the [`Walker`]) in
 //! one of the slots the caller provides, and qualify as printers by the
 //! model's rule when the walk ends. Probes go out at a configurable rate,
 //! with a cap on probes in flight; answers are routed by the address they
 //! come from, and anything unexpected is counted and ignored.
 
+use super::credentials::Credentials;
 use super::walk::{WalkConfig, WalkError, WalkState, Walker};
 use crate::ber::OidBuf;
 use crate::printer::plan::walk_plan;
@@ -23,7 +26,7 @@ const PROBE_OID: &[u32] = &[1, 3, 6, 1, 2, 1, 1, 2, 0];
 #[derive(Debug, Clone)]
 pub struct ScanConfig {
     /// Tried in order on each address; the first that answers is kept.
-    pub communities: Vec<Vec<u8, 64>, 8>,
+    pub credentials: Vec<Credentials, 8>,
     pub port: u16,
     pub probe_timeout: Duration,
     pub probe_retries: u8,
@@ -36,15 +39,18 @@ pub struct ScanConfig {
 }
 
 impl ScanConfig {
+    /// v2c communities (each falls back to v1 by itself).
     pub fn new(communities: &[&[u8]], port: u16) -> Self {
         let mut list = Vec::new();
         for c in communities {
-            let mut v = Vec::new();
-            let _ = v.extend_from_slice(c.get(..64).unwrap_or(c));
-            let _ = list.push(v);
+            let _ = list.push(Credentials::community(c));
         }
+        Self::with_credentials(list, port)
+    }
+
+    pub fn with_credentials(credentials: Vec<Credentials, 8>, port: u16) -> Self {
         Self {
-            communities: list,
+            credentials,
             port,
             probe_timeout: Duration::from_millis(1000),
             probe_retries: 1,
@@ -63,7 +69,8 @@ pub struct WalkSlot {
     /// A device occupies the slot (walking, or walked and not yet taken).
     busy: bool,
     addr: SocketAddr,
-    community: u8,
+    /// Index of the credential set being walked with.
+    credential: u8,
     walker: Walker,
     builder: SnapshotBuilder,
 }
@@ -73,7 +80,7 @@ impl WalkSlot {
         Self {
             busy: false,
             addr: SocketAddr::new(IpAddr::V4(core::net::Ipv4Addr::UNSPECIFIED), 0),
-            community: 0,
+            credential: 0,
             walker: Walker::idle(),
             builder: SnapshotBuilder::new(),
         }
@@ -119,13 +126,14 @@ pub struct ScanStats {
 #[derive(Debug, Clone)]
 struct Probe {
     addr: SocketAddr,
-    community: u8,
+    credential: u8,
     attempt: u8,
     request_id: i32,
     expires: Instant,
-    /// Datagrams of this attempt still to send: each attempt asks in v2c
-    /// and in v1 at once, since v1-only printers ignore v2c and a few
-    /// devices have v1 switched off; either answer proves an agent.
+    /// Datagrams of this attempt still to send: a community attempt asks
+    /// in v2c and in v1 at once, since v1-only printers ignore v2c and a
+    /// few devices have v1 switched off; either answer proves an agent.
+    /// A v3 attempt sends one discovery request.
     to_send: u8,
 }
 
@@ -232,13 +240,12 @@ impl<'s, I: Iterator<Item = IpAddr>, const PROBES: usize, const SLOTS: usize>
         Some((w.addr, w.builder.finish_in_place()))
     }
 
-    /// The community that answered a device being walked.
-    pub fn community_of(&self, slot: usize) -> Option<&[u8]> {
+    /// The credential set a device was walked with: its index in the
+    /// configuration and the set. Read it before the slot is freed.
+    pub fn credentials_of(&self, slot: usize) -> Option<(usize, &Credentials)> {
         let w = self.slots.get(slot)?.busy()?;
-        self.cfg
-            .communities
-            .get(usize::from(w.community))
-            .map(|c| c.as_slice())
+        let i = usize::from(w.credential);
+        self.cfg.credentials.get(i).map(|c| (i, c))
     }
 
     fn request_id(&mut self) -> i32 {
@@ -279,11 +286,11 @@ impl<'s, I: Iterator<Item = IpAddr>, const PROBES: usize, const SLOTS: usize>
         let request_id = self.request_id();
         let probe = Probe {
             addr: SocketAddr::new(ip, self.cfg.port),
-            community: 0,
+            credential: 0,
             attempt: 0,
             request_id,
             expires: now,
-            to_send: 2,
+            to_send: datagrams_per_attempt(&self.cfg.credentials, 0),
         };
         if self.probes.push(probe).is_err() {
             return None;
@@ -311,21 +318,30 @@ impl<'s, I: Iterator<Item = IpAddr>, const PROBES: usize, const SLOTS: usize>
         buf: &mut [u8],
     ) -> Option<(SocketAddr, usize)> {
         let timeout = self.cfg.probe_timeout;
+        let max_size = i32::from(self.cfg.walk.max_message_size);
         let p = self.probes.get_mut(i)?;
-        let community = self.cfg.communities.get(usize::from(p.community))?;
-        let oid = OidBuf::<16>::from_arcs(PROBE_OID).ok()?;
-        let vbs = [VarBind::null(oid.as_oid_ref())];
-        let version = if p.to_send >= 2 {
-            Version::V2c
-        } else {
-            Version::V1
+        let n = match self.cfg.credentials.get(usize::from(p.credential))? {
+            Credentials::Community { community, .. } => {
+                let oid = OidBuf::<16>::from_arcs(PROBE_OID).ok()?;
+                let vbs = [VarBind::null(oid.as_oid_ref())];
+                let version = if p.to_send >= 2 {
+                    Version::V2c
+                } else {
+                    Version::V1
+                };
+                let msg = CommunityMessage {
+                    version,
+                    community,
+                    pdu: Pdus::Pdu(Pdu::new(PduType::GetRequest, p.request_id, &vbs[..])),
+                };
+                msg.encode(buf).ok()?
+            }
+            #[cfg(feature = "usm")]
+            Credentials::Usm(_) => {
+                crate::snmp::usm::discovery_request(buf, p.request_id, max_size).ok()?
+            }
         };
-        let msg = CommunityMessage {
-            version,
-            community,
-            pdu: Pdus::Pdu(Pdu::new(PduType::GetRequest, p.request_id, &vbs[..])),
-        };
-        let n = msg.encode(buf).ok()?;
+        let _ = max_size;
         p.to_send = p.to_send.saturating_sub(1);
         p.expires = now.saturating_add(timeout);
         let addr = p.addr;
@@ -341,24 +357,32 @@ impl<'s, I: Iterator<Item = IpAddr>, const PROBES: usize, const SLOTS: usize>
             if slot.busy {
                 continue;
             }
-            let Some((addr, community)) = self.waiting.pop_front() else {
+            let Some((addr, credential)) = self.waiting.pop_front() else {
                 break;
             };
-            let mut cfg = self.cfg.walk.clone();
-            if let Some(c) = self.cfg.communities.get(usize::from(community)) {
-                cfg.community = c.clone();
-            }
-            let seed = i32::try_from(i).unwrap_or(0).wrapping_mul(1 << 20);
             slot.busy = true;
             slot.addr = addr;
-            slot.community = community;
-            slot.walker.restart(cfg, walk_plan(), seed, now);
-            slot.builder.reset();
+            Self::start_walk(&self.cfg, i, slot, credential, now);
         }
     }
 
-    /// A datagram from `from`.
-    pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
+    fn start_walk(cfg: &ScanConfig, i: usize, slot: &mut WalkSlot, credential: u8, now: Instant) {
+        let mut walk = cfg.walk.clone();
+        if let Some(c) = cfg.credentials.get(usize::from(credential)) {
+            walk.credentials = c.clone();
+        }
+        let seed = i32::try_from(i)
+            .unwrap_or(0)
+            .wrapping_mul(1 << 20)
+            .wrapping_add(i32::from(credential) << 16);
+        slot.credential = credential;
+        slot.walker.restart(walk, walk_plan(), seed, now);
+        slot.builder.reset();
+    }
+
+    /// A datagram from `from` (changed in place: v3 answers are checked
+    /// and decrypted where they lie).
+    pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &mut [u8]) {
         if let Some((i, w)) = self
             .slots
             .iter_mut()
@@ -370,7 +394,7 @@ impl<'s, I: Iterator<Item = IpAddr>, const PROBES: usize, const SLOTS: usize>
             if w.walker.stats().ignored > before {
                 self.stats.ignored = self.stats.ignored.saturating_add(1);
             }
-            self.check_walk(i);
+            self.check_walk(i, now);
             return;
         }
         let Some(i) = self.probes.iter().position(|p| p.addr == from) else {
@@ -382,6 +406,9 @@ impl<'s, I: Iterator<Item = IpAddr>, const PROBES: usize, const SLOTS: usize>
                 Pdus::Pdu(pdu) => pdu.ty == PduType::Response && pdu.request_id == p.request_id,
                 Pdus::TrapV1(_) => false,
             },
+            // Discovery's Report (it carries our msgID) proves a v3 agent;
+            // whether the user is right, the walk finds out.
+            (Ok(Message::V3(m)), Some(p)) => m.header.msg_id == p.request_id,
             _ => false,
         };
         if !answered {
@@ -400,11 +427,13 @@ impl<'s, I: Iterator<Item = IpAddr>, const PROBES: usize, const SLOTS: usize>
         }
         self.stats.answered = self.stats.answered.saturating_add(1);
         // Room is guaranteed by start_probe's bound.
-        let _ = self.waiting.push_back((p.addr, p.community));
+        let _ = self.waiting.push_back((p.addr, p.credential));
         self.fill_slots(now);
     }
 
-    fn check_walk(&mut self, i: usize) {
+    fn check_walk(&mut self, i: usize, now: Instant) {
+        #[cfg(not(feature = "usm"))]
+        let _ = now;
         let Some(w) = self.slots.get(i).and_then(WalkSlot::busy) else {
             return;
         };
@@ -413,6 +442,17 @@ impl<'s, I: Iterator<Item = IpAddr>, const PROBES: usize, const SLOTS: usize>
             WalkState::Done => {
                 self.stats.walked = self.stats.walked.saturating_add(1);
                 self.push_event(Event::Walked { slot: i });
+            }
+            #[cfg(feature = "usm")]
+            WalkState::Failed(WalkError::Usm(_))
+                if usize::from(w.credential).saturating_add(1) < self.cfg.credentials.len() =>
+            {
+                // Refused for a security reason: the next set may be the
+                // right one for this device.
+                let next = w.credential.saturating_add(1);
+                if let Some(slot) = self.slots.get_mut(i) {
+                    Self::start_walk(&self.cfg, i, slot, next, now);
+                }
             }
             WalkState::Failed(e) => {
                 let addr = w.addr;
@@ -447,15 +487,16 @@ impl<'s, I: Iterator<Item = IpAddr>, const PROBES: usize, const SLOTS: usize>
         // be moved to the end with the pending ones.
         if self.pending == 0 && self.probes.iter().any(|p| now >= p.expires) {
             const GONE: u8 = u8::MAX;
-            let (retries, communities) = (self.cfg.probe_retries, self.cfg.communities.len());
+            let (retries, sets) = (self.cfg.probe_retries, self.cfg.credentials.len());
+            let per_attempt = |c: u8| datagrams_per_attempt(&self.cfg.credentials, c);
             for p in self.probes.iter_mut().filter(|p| now >= p.expires) {
                 if p.attempt < retries {
                     p.attempt = p.attempt.saturating_add(1);
-                    p.to_send = 2;
-                } else if usize::from(p.community).saturating_add(1) < communities {
-                    p.community = p.community.saturating_add(1);
+                    p.to_send = per_attempt(p.credential);
+                } else if usize::from(p.credential).saturating_add(1) < sets {
+                    p.credential = p.credential.saturating_add(1);
                     p.attempt = 0;
-                    p.to_send = 2;
+                    p.to_send = per_attempt(p.credential);
                 } else {
                     p.to_send = GONE;
                 }
@@ -472,10 +513,19 @@ impl<'s, I: Iterator<Item = IpAddr>, const PROBES: usize, const SLOTS: usize>
                 && w.walker.state() == WalkState::Running
             {
                 w.walker.handle_timeout(now);
-                self.check_walk(i);
+                self.check_walk(i, now);
             }
         }
         self.fill_slots(now);
+    }
+}
+
+/// Datagrams a probe of credential set `c` sends per attempt.
+fn datagrams_per_attempt(credentials: &[Credentials], c: u8) -> u8 {
+    match credentials.get(usize::from(c)) {
+        Some(Credentials::Community { .. }) | None => 2,
+        #[cfg(feature = "usm")]
+        Some(Credentials::Usm(_)) => 1,
     }
 }
 
@@ -540,8 +590,8 @@ mod tests {
                 sent.push((to, buf[..n].to_vec()));
             }
             for (to, req) in sent {
-                if let Some(resp) = answer(&req) {
-                    scan.handle_datagram(now, to, &resp);
+                if let Some(mut resp) = answer(&req) {
+                    scan.handle_datagram(now, to, &mut resp);
                 }
             }
             scan.handle_timeout(now);

@@ -23,12 +23,14 @@
 //! - a walk never loops: a column ends when the agent leaves its subtree,
 //!   reports endOfMibView, or returns a name that does not increase.
 
+use super::credentials::Credentials;
+use super::envelope::{Answer, Envelope};
 use crate::ber::OidBuf;
 use crate::printer::SnapshotBuilder;
 use crate::printer::plan::Read;
-use crate::snmp::{
-    CommunityMessage, ErrorStatus, Message, Pdu, PduType, Pdus, Value, VarBind, Version,
-};
+#[cfg(feature = "usm")]
+use crate::snmp::usm::{ReportKind, UsmError};
+use crate::snmp::{ErrorStatus, Pdu, PduType, Value, VarBind, Version};
 use crate::time::{Duration, Instant};
 use heapless::Vec;
 
@@ -46,10 +48,11 @@ impl Sink for SnapshotBuilder {
 /// How to talk to the device.
 #[derive(Debug, Clone)]
 pub struct WalkConfig {
-    pub community: Vec<u8, 64>,
-    /// The version to start with; v2c falls back to v1 when v2c gets no
-    /// answer at all.
-    pub version: Version,
+    /// The community or user; a v2c community falls back to v1 when v2c
+    /// gets no answer at all.
+    pub credentials: Credentials,
+    /// The largest answer we can take in (SNMPv3 tells the device).
+    pub max_message_size: u16,
     /// Timeout of the first try of a request; it doubles on each retry.
     pub timeout: Duration,
     pub retries: u8,
@@ -64,12 +67,15 @@ pub struct WalkConfig {
 }
 
 impl WalkConfig {
+    /// A v2c community walk.
     pub fn new(community: &[u8]) -> Self {
-        let mut c = Vec::new();
-        let _ = c.extend_from_slice(community.get(..64).unwrap_or(community));
+        Self::with_credentials(Credentials::community(community))
+    }
+
+    pub fn with_credentials(credentials: Credentials) -> Self {
         Self {
-            community: c,
-            version: Version::V2c,
+            credentials,
+            max_message_size: 65507,
             timeout: Duration::from_millis(1000),
             retries: 2,
             deadline: Duration::from_secs(60),
@@ -89,6 +95,10 @@ pub enum WalkError {
     StoppedAnswering,
     /// The per-device deadline passed first.
     Deadline,
+    /// SNMPv3 security refused the walk (the device's Report, or our
+    /// checks of its answers).
+    #[cfg(feature = "usm")]
+    Usm(UsmError),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,6 +119,11 @@ pub struct WalkStats {
     pub too_big: u32,
     /// Requests made smaller after going unanswered (see `handle_timeout`).
     pub shrunk_after_silence: u32,
+    /// Requests sent again after the engine's clock was learnt anew
+    /// (notInTimeWindow: it rebooted, or our estimate drifted).
+    pub resyncs: u32,
+    /// Times the engine was discovered (v3).
+    pub discoveries: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,6 +145,13 @@ enum Request {
     Get(Vec<u8, 32>),
     /// Indexes into `columns`.
     Walk(Vec<u8, 16>),
+    /// SNMPv3: learn the engine's id and clock.
+    #[cfg(feature = "usm")]
+    Discover,
+    /// SNMPv3: sysObjectID without privacy, after requests with privacy
+    /// went unanswered (see `Envelope::start_privacy_check`).
+    #[cfg(feature = "usm")]
+    PrivacyCheck,
 }
 
 #[derive(Debug, Clone)]
@@ -151,11 +173,24 @@ const MAX_SHRINKS_AFTER_SILENCE: u32 = 4;
 /// each fits).
 const SCALAR_OID_LEN: usize = 48;
 
+/// Clock resynchronisations and rediscoveries per walk at most: an engine
+/// whose Reports keep changing must fail, not loop.
+#[cfg(feature = "usm")]
+const MAX_RESYNCS: u32 = 3;
+
+/// sysObjectID.0, asked by the privacy check.
+#[cfg(feature = "usm")]
+const SYS_OBJECT_ID: &[u32] = &[1, 3, 6, 1, 2, 1, 1, 2, 0];
+
 /// Walks one device.
 #[derive(Debug, Clone)]
 pub struct Walker {
     cfg: WalkConfig,
-    version: Version,
+    envelope: Envelope,
+    /// A v3 answer that claimed to be ours and failed a check: the reason
+    /// given if the walk then gets nothing.
+    #[cfg(feature = "usm")]
+    last_refusal: Option<UsmError>,
     mode: Mode,
     gets: Vec<(&'static [u32], bool), 64>,
     columns: Vec<Column, 32>,
@@ -192,7 +227,9 @@ impl Walker {
     pub fn idle() -> Self {
         Self {
             cfg: WalkConfig::new(b""),
-            version: Version::V2c,
+            envelope: Envelope::new(Credentials::community(b""), 0, Instant::from_millis(0)),
+            #[cfg(feature = "usm")]
+            last_refusal: None,
             mode: Mode::Bulk,
             gets: Vec::new(),
             columns: Vec::new(),
@@ -237,12 +274,18 @@ impl Walker {
                 }
             }
         }
-        self.mode = if cfg.version == Version::V1 {
+        self.mode = if cfg.credentials.version() == Version::V1 {
             Mode::Next
         } else {
             Mode::Bulk
         };
-        self.version = cfg.version;
+        // The seed differs per walker and per walk: salts never repeat.
+        let salt_seed = (u64::from(request_id_seed.unsigned_abs()) << 32) ^ now.millis();
+        self.envelope = Envelope::new(cfg.credentials.clone(), salt_seed, now);
+        #[cfg(feature = "usm")]
+        {
+            self.last_refusal = None;
+        }
         self.max_repetitions = cfg.max_repetitions.clamp(1, MAX_REPETITIONS_CAP);
         self.repetitions_ceiling = MAX_REPETITIONS_CAP;
         self.columns_per_request = cfg.columns.clamp(1, 16);
@@ -267,7 +310,12 @@ impl Walker {
 
     /// The version the device turned out to speak.
     pub fn version(&self) -> Version {
-        self.version
+        self.envelope.version()
+    }
+
+    /// The credentials this walk uses.
+    pub fn credentials(&self) -> &Credentials {
+        self.envelope.credentials()
     }
 
     /// Whether GetBulk is in use (false after falling back to GETNEXT).
@@ -290,7 +338,12 @@ impl Walker {
         if self.state != WalkState::Running {
             return;
         }
-        let request = self.next_request();
+        let request = if self.envelope.needs_engine() {
+            self.stats.discoveries = self.stats.discoveries.saturating_add(1);
+            discover_request()
+        } else {
+            self.next_request()
+        };
         match request {
             None => {
                 self.outstanding = None;
@@ -338,27 +391,38 @@ impl Walker {
             return None;
         }
         let (request_id, request) = (out.request_id, out.request.clone());
+        let max_size = i32::from(self.cfg.max_message_size);
+        #[cfg(feature = "usm")]
+        if let Request::Discover = request {
+            let n = self.envelope.encode_discovery(request_id, max_size, buf)?;
+            self.mark_sent(now);
+            return Some(n);
+        }
         // Scalars are named by their arcs and encoded here; columns lend
         // their cursors. (Kept small: this runs on a device's stack.)
         let mut names: Vec<OidBuf<SCALAR_OID_LEN>, 32> = Vec::new();
-        if let Request::Get(idx) = &request {
-            for i in idx {
-                if let Some(oid) = self
-                    .gets
-                    .get(usize::from(*i))
-                    .and_then(|(o, _)| OidBuf::from_arcs(o).ok())
-                {
+        match &request {
+            Request::Get(idx) => {
+                for i in idx {
+                    if let Some(oid) = self
+                        .gets
+                        .get(usize::from(*i))
+                        .and_then(|(o, _)| OidBuf::from_arcs(o).ok())
+                    {
+                        let _ = names.push(oid);
+                    }
+                }
+            }
+            #[cfg(feature = "usm")]
+            Request::PrivacyCheck => {
+                if let Ok(oid) = OidBuf::from_arcs(SYS_OBJECT_ID) {
                     let _ = names.push(oid);
                 }
             }
+            _ => {}
         }
         let mut vbs: Vec<VarBind<'_>, 32> = Vec::new();
         match &request {
-            Request::Get(_) => {
-                for n in &names {
-                    let _ = vbs.push(VarBind::null(n.as_oid_ref()));
-                }
-            }
             Request::Walk(idx) => {
                 for i in idx {
                     if let Some(c) = self.columns.get(usize::from(*i)) {
@@ -366,29 +430,35 @@ impl Walker {
                     }
                 }
             }
+            _ => {
+                for n in &names {
+                    let _ = vbs.push(VarBind::null(n.as_oid_ref()));
+                }
+            }
         }
         let pdu = match (&request, self.mode) {
-            (Request::Get(_), _) => Pdu::new(PduType::GetRequest, request_id, &vbs[..]),
             (Request::Walk(_), Mode::Bulk) => {
                 Pdu::bulk(request_id, 0, i32::from(self.max_repetitions), &vbs[..])
             }
             (Request::Walk(_), Mode::Next) => {
                 Pdu::new(PduType::GetNextRequest, request_id, &vbs[..])
             }
+            _ => Pdu::new(PduType::GetRequest, request_id, &vbs[..]),
         };
-        let msg = CommunityMessage {
-            version: self.version,
-            community: &self.cfg.community,
-            pdu: Pdus::Pdu(pdu),
-        };
-        let n = msg.encode(buf).ok()?;
+        let n = self.envelope.encode(now, pdu, max_size, buf);
+        drop(vbs);
+        let n = n?;
+        self.mark_sent(now);
+        Some(n)
+    }
+
+    fn mark_sent(&mut self, now: Instant) {
         if let Some(out) = self.outstanding.as_mut() {
             out.needs_send = false;
             out.expires =
                 now.saturating_add(self.cfg.timeout.saturating_mul(1u64 << out.attempt.min(6)));
         }
         self.stats.requests = self.stats.requests.saturating_add(1);
-        Some(n)
     }
 
     /// When [`Walker::handle_timeout`] is due.
@@ -423,12 +493,23 @@ impl Walker {
             self.stats.retries = self.stats.retries.saturating_add(1);
             return;
         }
-        if !self.answered && self.version == Version::V2c {
+        if !self.answered && self.envelope.fall_back_to_v1() {
             // Silence in v2c from the start: a v1-only device.
-            self.version = Version::V1;
             self.mode = Mode::Next;
             self.outstanding = None;
             self.prepare(now);
+            return;
+        }
+        #[cfg(feature = "usm")]
+        if !self.answered && self.envelope.start_privacy_check() {
+            let request_id = self.new_request_id();
+            self.outstanding = Some(Outstanding {
+                request_id,
+                request: Request::PrivacyCheck,
+                expires: now,
+                attempt: 0,
+                needs_send: true,
+            });
             return;
         }
         let request = out.request.clone();
@@ -452,19 +533,101 @@ impl Walker {
             self.prepare(now);
             return;
         }
-        self.state = WalkState::Failed(if self.answered {
-            WalkError::StoppedAnswering
-        } else {
-            WalkError::NoAnswer
-        });
+        self.state = WalkState::Failed(self.silence_error());
+    }
+
+    /// Why a walk that went silent failed, as precisely as known.
+    fn silence_error(&self) -> WalkError {
+        if self.answered {
+            return WalkError::StoppedAnswering;
+        }
+        #[cfg(feature = "usm")]
+        {
+            if let Some(e) = self.last_refusal {
+                return WalkError::Usm(e);
+            }
+            if self.envelope.engine().is_some() {
+                return WalkError::Usm(UsmError::SilentAfterDiscovery);
+            }
+        }
+        WalkError::NoAnswer
+    }
+
+    /// A Report answering the request in flight.
+    #[cfg(feature = "usm")]
+    fn handle_report(&mut self, now: Instant, kind: ReportKind, authenticated: bool) {
+        let checking_privacy = matches!(
+            self.outstanding.as_ref().map(|o| &o.request),
+            Some(Request::PrivacyCheck)
+        );
+        if checking_privacy && authenticated {
+            // Without privacy, the device answers us as the user: it is
+            // the privacy it could not take.
+            self.state = WalkState::Failed(WalkError::Usm(UsmError::PrivacyRefused));
+            return;
+        }
+        match kind {
+            // The Report moved the engine's clock (see `usm::open`):
+            // send the same request again.
+            ReportKind::NotInTimeWindow if authenticated && self.stats.resyncs < MAX_RESYNCS => {
+                self.stats.resyncs = self.stats.resyncs.saturating_add(1);
+                if let Some(o) = self.outstanding.as_mut() {
+                    o.needs_send = true;
+                    o.expires = now;
+                }
+            }
+            // The device's engine id changed (a new board, a reset).
+            ReportKind::UnknownEngineId if self.stats.discoveries <= MAX_RESYNCS => {
+                self.envelope.forget_engine();
+                self.outstanding = None;
+                self.prepare(now);
+            }
+            _ => self.state = WalkState::Failed(WalkError::Usm(UsmError::Report(kind))),
+        }
     }
 
     /// Takes a datagram from the device. Anything that is not the answer
     /// to the request in flight is counted and ignored.
-    pub fn handle_datagram(&mut self, now: Instant, bytes: &[u8], sink: &mut impl Sink) {
-        let Some(pdu) = self.matching_response(bytes) else {
+    ///
+    /// The datagram is changed in place: SNMPv3 answers are checked and
+    /// decrypted where they lie.
+    pub fn handle_datagram(&mut self, now: Instant, bytes: &mut [u8], sink: &mut impl Sink) {
+        if self.state != WalkState::Running {
             self.stats.ignored = self.stats.ignored.saturating_add(1);
             return;
+        }
+        let Some(out_id) = self.outstanding.as_ref().map(|o| o.request_id) else {
+            self.stats.ignored = self.stats.ignored.saturating_add(1);
+            return;
+        };
+        let pdu = match self.envelope.open(now, bytes) {
+            Answer::Pdu(p) if p.ty == PduType::Response && p.request_id == out_id => p,
+            #[cfg(feature = "usm")]
+            Answer::Discovered => {
+                // Any discovery answer will do: the engine is known now.
+                self.outstanding = None;
+                self.prepare(now);
+                return;
+            }
+            #[cfg(feature = "usm")]
+            Answer::Report {
+                request_id,
+                kind,
+                authenticated,
+            } if request_id == out_id => {
+                self.handle_report(now, kind, authenticated);
+                return;
+            }
+            #[cfg(feature = "usm")]
+            Answer::Refused(e) => {
+                self.last_refusal = Some(e);
+                self.stats.ignored = self.stats.ignored.saturating_add(1);
+                return;
+            }
+            _ => {
+                self.stats.ignored = self.stats.ignored.saturating_add(1);
+                return;
+            }
         };
         let Some(out) = self.outstanding.take() else {
             return;
@@ -472,6 +635,17 @@ impl Walker {
         self.answered = true;
         self.stats.responses = self.stats.responses.saturating_add(1);
         let status = ErrorStatus::from_i32(pdu.error_status);
+        #[cfg(feature = "usm")]
+        {
+            if let Request::PrivacyCheck = out.request {
+                self.state = WalkState::Failed(WalkError::Usm(UsmError::PrivacyRefused));
+                return;
+            }
+            if status == Some(ErrorStatus::AuthorizationError) && self.version() == Version::V3 {
+                self.state = WalkState::Failed(WalkError::Usm(UsmError::NotAuthorized));
+                return;
+            }
+        }
         let index = usize::try_from(pdu.error_index).unwrap_or(0);
         match (status, &out.request) {
             (Some(ErrorStatus::NoError), Request::Get(idx)) => {
@@ -541,25 +715,12 @@ impl Walker {
                             self.end_column(*i);
                         }
                     }
+                    #[cfg(feature = "usm")]
+                    _ => {}
                 }
             }
         }
         self.prepare(now);
-    }
-
-    /// The PDU of a datagram if it answers the request in flight.
-    fn matching_response<'a>(&self, bytes: &'a [u8]) -> Option<Pdu<crate::snmp::VarBinds<'a>>> {
-        let out = self.outstanding.as_ref()?;
-        let Ok(Message::Community(m)) = Message::decode(bytes) else {
-            return None;
-        };
-        if m.version != self.version || m.community != self.cfg.community.as_slice() {
-            return None;
-        }
-        match m.pdu {
-            Pdus::Pdu(p) if p.ty == PduType::Response && p.request_id == out.request_id => Some(p),
-            _ => None,
-        }
     }
 
     fn finish_gets(&mut self, idx: &[u8]) {
@@ -639,6 +800,8 @@ impl Walker {
             Request::Walk(idx) => {
                 (self.mode == Mode::Bulk && self.max_repetitions > 1) || idx.len() > 1
             }
+            #[cfg(feature = "usm")]
+            _ => false,
         }
     }
 
@@ -660,7 +823,21 @@ impl Walker {
                     self.end_column(*i);
                 }
             }
+            #[cfg(feature = "usm")]
+            _ => {}
         }
+    }
+}
+
+/// The request that learns a v3 engine (none without SNMPv3).
+fn discover_request() -> Option<Request> {
+    #[cfg(feature = "usm")]
+    {
+        Some(Request::Discover)
+    }
+    #[cfg(not(feature = "usm"))]
+    {
+        None
     }
 }
 
@@ -682,6 +859,8 @@ impl WalkError {
             WalkError::NoAnswer => "no answer (the device is down, or the community is wrong)",
             WalkError::StoppedAnswering => "the device stopped answering during the walk",
             WalkError::Deadline => "the walk did not finish before its deadline",
+            #[cfg(feature = "usm")]
+            WalkError::Usm(e) => e.describe(),
         }
     }
 }

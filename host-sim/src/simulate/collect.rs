@@ -264,11 +264,11 @@ impl Site {
                 if w.0 > now {
                     break;
                 }
-                let Some(Reverse((_, _, from, bytes))) = wire.pop() else {
+                let Some(Reverse((_, _, from, mut bytes))) = wire.pop() else {
                     break;
                 };
                 delivered = true;
-                scan.handle_datagram(Instant::from_millis(now), from, &bytes);
+                scan.handle_datagram(Instant::from_millis(now), from, &mut bytes);
             }
         }
         seal(&mut writer, &mut out);

@@ -15,6 +15,7 @@ mod run_cmd;
 mod scan_cmd;
 mod snapshot_cmd;
 mod snapshot_json;
+mod snmp_args;
 mod sweep;
 
 use clap::{Parser, Subcommand};

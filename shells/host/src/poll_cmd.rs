@@ -5,7 +5,8 @@
 //! until the walker's next timeout is the whole loop.
 
 use crate::snapshot_json::to_json;
-use dca_core::poll::{Sink, WalkConfig, WalkError, WalkState, Walker};
+use crate::snmp_args::SnmpArgs;
+use dca_core::poll::{Credentials, Sink, WalkConfig, WalkError, WalkState, Walker};
 use dca_core::printer::plan::walk_plan;
 use dca_core::printer::{Snapshot, SnapshotBuilder};
 use dca_core::snmp::Version;
@@ -17,9 +18,8 @@ use std::process::ExitCode;
 pub struct PollArgs {
     /// The printer: a name or address, with an optional :PORT ([v6]:PORT).
     target: String,
-    /// Communities to try, in order (default: public).
-    #[arg(long = "community", short = 'c', value_name = "COMMUNITY")]
-    communities: Vec<String>,
+    #[command(flatten)]
+    snmp: SnmpArgs,
     /// UDP port, when the target does not name one.
     #[arg(long, default_value_t = 161)]
     port: u16,
@@ -28,9 +28,6 @@ pub struct PollArgs {
     timeout: u64,
     #[arg(long, default_value_t = 2)]
     retries: u8,
-    /// Start with SNMPv1 (v2c falls back to v1 by itself when needed).
-    #[arg(long)]
-    v1: bool,
     /// Print the snapshot as the JSON of docs/snapshot.md.
     #[arg(long)]
     json: bool,
@@ -89,7 +86,7 @@ pub fn drive(
         let wait = due.saturating_since(now()).millis().max(1);
         socket.set_read_timeout(Some(std::time::Duration::from_millis(wait)))?;
         match socket.recv(&mut inp) {
-            Ok(n) => walker.handle_datagram(now(), &inp[..n], sink),
+            Ok(n) => walker.handle_datagram(now(), &mut inp[..n], sink),
             // Timeouts, and ICMP port-unreachable surfacing as errors, are
             // both "no answer yet".
             Err(_) => walker.handle_timeout(now()),
@@ -98,39 +95,69 @@ pub fn drive(
     Ok(walker)
 }
 
-/// Polls one device, trying each community in order.
+/// Polls one device, trying each credential set in order: the next is
+/// tried when a set gets no answer or is refused for a security reason.
 pub fn poll(
     address: SocketAddr,
     args: &PollArgs,
-) -> Result<(Snapshot, String), (WalkError, String)> {
-    let communities: Vec<String> = if args.communities.is_empty() {
-        vec!["public".into()]
-    } else {
-        args.communities.clone()
-    };
-    let mut last = (WalkError::NoAnswer, String::new());
-    for (i, community) in communities.iter().enumerate() {
-        let mut cfg = WalkConfig::new(community.as_bytes());
+    sets: &[Credentials],
+) -> Result<(Snapshot, usize), (WalkError, usize)> {
+    let mut last = (WalkError::NoAnswer, 0);
+    for (i, credentials) in sets.iter().enumerate() {
+        let mut cfg = WalkConfig::with_credentials(credentials.clone());
         cfg.timeout = Duration::from_millis(args.timeout);
         cfg.retries = args.retries;
-        if args.v1 {
-            cfg.version = Version::V1;
-        }
         let mut builder = SnapshotBuilder::new();
         let seed = std::process::id() as i32 ^ (i as i32) << 24;
         let walker = Walker::new(cfg, walk_plan(), seed, Instant::from_millis(0));
-        let walker = drive(walker, address, &mut builder)
-            .map_err(|e| (WalkError::NoAnswer, e.to_string()))?;
+        let walker = drive(walker, address, &mut builder).map_err(|_| (WalkError::NoAnswer, i))?;
+        for line in session_notes(&walker) {
+            eprintln!("dca poll: {address}: {line}");
+        }
         match walker.state() {
-            WalkState::Done => return Ok((builder.finish(), community.clone())),
-            WalkState::Failed(WalkError::NoAnswer) => {
-                last = (WalkError::NoAnswer, community.clone())
-            }
-            WalkState::Failed(e) => return Err((e, community.clone())),
+            WalkState::Done => return Ok((builder.finish(), i)),
+            WalkState::Failed(e @ (WalkError::NoAnswer | WalkError::Usm(_))) => last = (e, i),
+            WalkState::Failed(e) => return Err((e, i)),
             WalkState::Running => {}
         }
     }
     Err(last)
+}
+
+/// What a walk did that its user should hear of, though it succeeded:
+/// an engine that rebooted (its clock learnt again), or a fallback.
+pub fn session_notes(walker: &Walker) -> Vec<String> {
+    let mut notes = Vec::new();
+    let s = walker.stats();
+    if s.resyncs > 0 {
+        notes.push(format!(
+            "the device's SNMPv3 clock was out of step (it rebooted, or time drifted); learnt again {} time(s)",
+            s.resyncs
+        ));
+    }
+    notes
+}
+
+/// How a credential set is named in messages: never its secrets.
+pub fn describe_set(sets: &[Credentials], i: usize) -> String {
+    let n = sets.len();
+    let which = if n > 1 {
+        format!("set {} of {n}: ", i + 1)
+    } else {
+        String::new()
+    };
+    match sets.get(i) {
+        Some(Credentials::Community { version, .. }) => {
+            let v = if *version == Version::V1 { "v1" } else { "v2c" };
+            format!("{which}{v} community")
+        }
+        Some(Credentials::Usm(u)) => format!(
+            "{which}v3 user {:?} at {}",
+            String::from_utf8_lossy(&u.name),
+            u.level().name()
+        ),
+        None => which,
+    }
 }
 
 pub fn run(args: &PollArgs) -> ExitCode {
@@ -141,7 +168,14 @@ pub fn run(args: &PollArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match poll(address, args) {
+    let sets = match args.snmp.credentials() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("dca poll: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match poll(address, args, &sets) {
         Ok((snapshot, _)) if !snapshot.is_printer() => {
             eprintln!(
                 "dca poll: {address}: answers SNMP but is not a printer (no Printer-MIB data for a printer device)"
@@ -159,14 +193,17 @@ pub fn run(args: &PollArgs) -> ExitCode {
             }
             ExitCode::SUCCESS
         }
-        Err((e, community)) => {
-            let tried = if args.communities.len() > 1 {
-                " (every community tried)".to_string()
-            } else {
-                format!(" (community {community:?})")
-            };
-            eprintln!("dca poll: {address}: {}{tried}", e.describe());
-            ExitCode::from(if e == WalkError::NoAnswer { 4 } else { 5 })
+        Err((e, i)) => {
+            eprintln!(
+                "dca poll: {address}: {} ({})",
+                e.describe(),
+                describe_set(&sets, i)
+            );
+            ExitCode::from(match e {
+                WalkError::NoAnswer => 4,
+                WalkError::Usm(_) => 6,
+                _ => 5,
+            })
         }
     }
 }

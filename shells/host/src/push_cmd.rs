@@ -69,6 +69,10 @@ fn push(args: &PushArgs) -> u8 {
         eprintln!("{NAME}: bad target {e}");
         return 2;
     }
+    if let Err(e) = args.sweep.snmp.credentials() {
+        eprintln!("{NAME}: {e}");
+        return 2;
+    }
     let mut cfg = Config::new(AGENT_VERSION);
     // This command collects once, on its own.
     cfg.collect_every = None;
@@ -89,8 +93,8 @@ fn push(args: &PushArgs) -> u8 {
     }
     match agent.collect(&targets) {
         Ok(c) => agent.log.info(format!("collected {}", c.long)),
-        Err(SweepError::BadTarget(e)) => {
-            agent.log.error(format!("bad target {e}"));
+        Err(e @ (SweepError::BadTarget(_) | SweepError::BadCredentials(_))) => {
+            agent.log.error(e.to_string());
             return 2;
         }
         Err(e @ SweepError::System(_)) => {

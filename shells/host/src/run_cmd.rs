@@ -107,6 +107,10 @@ pub fn run(args: &RunArgs) -> ExitCode {
         eprintln!("{NAME}: bad target {e}");
         return ExitCode::from(2);
     }
+    if let Err(e) = sweep_args.snmp.credentials() {
+        eprintln!("{NAME}: {e}");
+        return ExitCode::from(2);
+    }
     let stop = match Stop::install() {
         Ok(s) => s,
         Err(e) => {

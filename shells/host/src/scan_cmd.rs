@@ -60,7 +60,7 @@ pub fn run(args: &ScanArgs) -> ExitCode {
             eprintln!("dca scan: {}", describe(&s));
             ExitCode::SUCCESS
         }
-        Err(e @ SweepError::BadTarget(_)) => {
+        Err(e @ (SweepError::BadTarget(_) | SweepError::BadCredentials(_))) => {
             eprintln!("dca scan: {e}");
             ExitCode::from(2)
         }

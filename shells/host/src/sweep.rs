@@ -15,9 +15,8 @@ use std::net::{SocketAddr, SocketAddrV6, ToSocketAddrs, UdpSocket};
 pub struct SweepArgs {
     /// Addresses, CIDR blocks (a.b.c.d/n), ranges (a.b.c.d-e.f.g.h or a.b.c.d-h) or host names.
     pub targets: Vec<String>,
-    /// Communities to try on each address, in order (default: public).
-    #[arg(long = "community", short = 'c', value_name = "COMMUNITY")]
-    pub communities: Vec<String>,
+    #[command(flatten)]
+    pub snmp: crate::snmp_args::SnmpArgs,
     #[arg(long, default_value_t = 161)]
     pub port: u16,
     /// Probes per second (0: as fast as the network takes them).
@@ -46,7 +45,7 @@ impl SweepArgs {
     pub fn new(targets: Vec<String>, port: u16) -> Self {
         SweepArgs {
             targets,
-            communities: Vec::new(),
+            snmp: Default::default(),
             port,
             rate: 0,
             timeout: 1000,
@@ -63,6 +62,8 @@ impl SweepArgs {
 pub enum SweepError {
     /// A target or exclusion that does not parse or resolve.
     BadTarget(String),
+    /// SNMP options that do not make a credential set.
+    BadCredentials(String),
     /// The socket or the thread could not be had.
     System(String),
 }
@@ -71,6 +72,7 @@ impl std::fmt::Display for SweepError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             SweepError::BadTarget(e) => write!(f, "bad target {e}"),
+            SweepError::BadCredentials(e) => f.write_str(e),
             SweepError::System(e) => f.write_str(e),
         }
     }
@@ -207,13 +209,16 @@ fn run(
         }));
     }
     let total: u64 = targets.iter().map(Target::len).sum();
-    let communities: Vec<String> = if args.communities.is_empty() {
-        vec!["public".into()]
-    } else {
-        args.communities.clone()
-    };
-    let community_refs: Vec<&[u8]> = communities.iter().map(|c| c.as_bytes()).collect();
-    let mut cfg = ScanConfig::new(&community_refs, args.port);
+    let sets = args
+        .snmp
+        .credentials()
+        .map_err(SweepError::BadCredentials)?;
+    let mut list = heapless::Vec::new();
+    for c in sets {
+        list.push(c)
+            .map_err(|_| SweepError::BadCredentials("at most 8 credential sets".into()))?;
+    }
+    let mut cfg = ScanConfig::with_credentials(list, args.port);
     cfg.probe_timeout = Duration::from_millis(args.timeout);
     cfg.probe_retries = args.retries;
     cfg.rate = args.rate;
@@ -246,7 +251,7 @@ fn run(
         }
         let _ = socket.set_nonblocking(true);
         while let Ok((n, from)) = socket.recv_from(&mut inp) {
-            scan.handle_datagram(now(), incoming(from), &inp[..n]);
+            scan.handle_datagram(now(), incoming(from), &mut inp[..n]);
             busy = true;
         }
         while let Some(event) = scan.poll_event() {
@@ -278,7 +283,7 @@ fn run(
             let _ = socket.set_nonblocking(false);
             let _ = socket.set_read_timeout(Some(std::time::Duration::from_millis(wait)));
             if let Ok((n, from)) = socket.recv_from(&mut inp) {
-                scan.handle_datagram(now(), incoming(from), &inp[..n]);
+                scan.handle_datagram(now(), incoming(from), &mut inp[..n]);
             }
         }
     }
