@@ -40,6 +40,13 @@ if [ ! -x "$snmpsim/bin/snmpsim-command-responder" ]; then
   "$snmpsim/bin/pip" install -q snmpsim==1.2.2 pysmi
   chmod -R a+rX "$snmpsim"
 fi
+# snmpsim's SNMPv3 privacy needs the cryptography package (without it every
+# encrypted request fails with "Decryption error").
+if ! "$snmpsim/bin/python" -c 'import cryptography' 2>/dev/null; then
+  log "installing cryptography into $snmpsim (SNMPv3 privacy)"
+  "$snmpsim/bin/pip" install -q cryptography
+  chmod -R a+rX "$snmpsim"
+fi
 
 log "rust components"
 rustup component add rustfmt clippy >/dev/null 2>&1 || true

@@ -31,6 +31,11 @@ pub struct Behaviour {
     pub no_bulk: bool,
     /// Responses with more varbinds than this are `tooBig` instead.
     pub too_big_above: Option<usize>,
+    /// SNMPv3: the users and context every device knows (each device has
+    /// its own engine, see `usm_agent`).
+    pub v3: Option<std::sync::Arc<crate::usm_agent::V3Config>>,
+    /// Answer SNMPv3 only (v1 and v2c requests get no answer).
+    pub v3_only: bool,
 }
 
 impl Default for Behaviour {
@@ -41,6 +46,8 @@ impl Default for Behaviour {
             v1_only: false,
             no_bulk: false,
             too_big_above: None,
+            v3: None,
+            v3_only: false,
         }
     }
 }
@@ -178,6 +185,7 @@ fn encoded_len<T: rasn::Encode>(vb: &T) -> usize {
 pub fn respond(view: &View<'_>, b: &Behaviour, request: &[u8]) -> Reply {
     // The version decides the message type; rasn needs to know it first.
     match peek_version(request) {
+        Some(0 | 1) if b.v3_only => Reply::Drop(DropReason::VersionRefused),
         Some(1) if b.v1_only => Reply::Drop(DropReason::VersionRefused),
         Some(1) => match rasn::ber::decode::<v2c::Message<v2::Pdus>>(request) {
             Ok(m) if m.community.as_ref() != b.community.as_slice() => {
@@ -256,7 +264,7 @@ pub fn respond_error(b: &Behaviour, request: &[u8], status: u32) -> Reply {
 
 /// The version field of an SNMP message, read with dca-core's BER reader
 /// (only to pick rasn's message type).
-fn peek_version(bytes: &[u8]) -> Option<i64> {
+pub(crate) fn peek_version(bytes: &[u8]) -> Option<i64> {
     use dca_core::ber::{Reader, decode_i64, tag};
     let mut outer = Reader::new(bytes);
     let mut seq = outer.sub(tag::SEQUENCE).ok()?;
@@ -269,21 +277,34 @@ fn arcs(o: &ObjectIdentifier) -> &[u32] {
 }
 
 fn respond_v2c(view: &View<'_>, b: &Behaviour, m: v2c::Message<v2::Pdus>) -> Reply {
-    let response = |pdu: v2::Pdu| {
-        let msg = v2c::Message {
-            version: m.version.clone(),
-            community: m.community.clone(),
+    let (version, community) = (m.version, m.community);
+    answer_v2(view, b, m.data, |pdu| {
+        rasn::ber::encode(&v2c::Message {
+            version: version.clone(),
+            community: community.clone(),
             data: v2::Pdus::Response(v2::Response(pdu)),
-        };
-        rasn::ber::encode(&msg).map_or(Reply::Drop(DropReason::Undecodable), Reply::Send)
-    };
+        })
+        .ok()
+    })
+}
+
+/// Answers a v2 PDU (of a v2c message or a v3 ScopedPDU); `encode` makes
+/// the whole datagram of a Response, whose size decides tooBig.
+pub(crate) fn answer_v2(
+    view: &View<'_>,
+    b: &Behaviour,
+    data: v2::Pdus,
+    encode: impl Fn(v2::Pdu) -> Option<Vec<u8>>,
+) -> Reply {
+    let response =
+        |pdu: v2::Pdu| encode(pdu).map_or(Reply::Drop(DropReason::Undecodable), Reply::Send);
     let pdu_with = |request_id: i32, status: u32, index: u32, vbs: Vec<v2::VarBind>| v2::Pdu {
         request_id,
         error_status: status,
         error_index: index,
         variable_bindings: vbs,
     };
-    let (request_id, vbs) = match m.data {
+    let (request_id, vbs) = match data {
         v2::Pdus::GetRequest(p) => {
             let out: Vec<v2::VarBind> =
                 p.0.variable_bindings

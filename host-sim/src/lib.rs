@@ -10,3 +10,4 @@ pub mod recording;
 pub mod serve;
 #[cfg(feature = "simulate")]
 pub mod simulate;
+pub mod usm_agent;

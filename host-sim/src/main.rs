@@ -213,6 +213,24 @@ struct ServeArgs {
     /// with the same fault names as the flags (loss, delay_ms, v1_only, ...).
     #[arg(long, value_name = "FILE")]
     scenario: Option<PathBuf>,
+    /// An SNMPv3 user every device knows: NAME, NAME:AUTH:PASSWORD or
+    /// NAME:AUTH:PASSWORD:PRIV:PASSWORD (net-snmp's protocol names, e.g.
+    /// u:SHA-256:authpass123:AES:privpass123). Repeatable; each device has
+    /// its own engine id.
+    #[arg(long = "v3-user", value_name = "SPEC")]
+    v3_users: Vec<String>,
+    /// Device N knows only the (N mod count)-th --v3-user.
+    #[arg(long = "v3-spread")]
+    v3_spread: bool,
+    /// The context name v3 requests must name (HP printers: Jetdirect).
+    #[arg(long = "v3-context", default_value = "")]
+    v3_context: String,
+    /// Devices answer SNMPv3 only.
+    #[arg(long = "v3-only")]
+    v3_only: bool,
+    /// Each device's engine reboots this often: boots + 1, time from 0.
+    #[arg(long = "v3-reboot-every", value_name = "SECONDS")]
+    v3_reboot_every: Option<u64>,
 }
 
 /// Fleet-wide faults.
@@ -388,9 +406,29 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         Some(path) => faults::Scenario::load(path)?,
         None => faults::Scenario::default(),
     };
+    let v3 = if args.v3_users.is_empty() {
+        if args.v3_only {
+            return Err("--v3-only needs at least one --v3-user".into());
+        }
+        None
+    } else {
+        let users = args
+            .v3_users
+            .iter()
+            .map(|s| dca_sim::usm_agent::V3Config::parse_user(s))
+            .collect::<Result<Vec<_>, _>>()?;
+        Some(Arc::new(dca_sim::usm_agent::V3Config {
+            users,
+            context: args.v3_context.clone().into_bytes(),
+            reboot_every: args.v3_reboot_every.map(std::time::Duration::from_secs),
+            spread: args.v3_spread,
+        }))
+    };
     let behaviour = Arc::new(agent::Behaviour {
         community: args.community.clone().into_bytes(),
         max_response: args.max_response,
+        v3,
+        v3_only: args.v3_only,
         ..agent::Behaviour::default()
     });
     // Devices whose faults change the agent's behaviour get their own.

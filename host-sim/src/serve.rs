@@ -1,9 +1,10 @@
 //! `dca-sim serve`: every emulated device on its own loopback address.
 
-use crate::agent::{Behaviour, Reply, View, respond, respond_error};
+use crate::agent::{Behaviour, Reply, View, peek_version, respond, respond_error};
 use crate::faults::Faults;
 use crate::generate::Rng;
 use crate::mib::{Dynamic, SimValue, Template};
+use crate::usm_agent::V3Agent;
 use ipnet::Ipv4Net;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::Path;
@@ -77,9 +78,15 @@ impl Fleet {
         let addresses: Vec<SocketAddr> = sockets.iter().map(|(a, _)| *a).collect();
         {
             let _inside = runtime.enter();
-            for (device, (addr, socket)) in devices.into_iter().zip(sockets) {
+            for (ordinal, (device, (addr, socket))) in devices.into_iter().zip(sockets).enumerate()
+            {
                 let socket = UdpSocket::from_std(socket).map_err(|e| format!("{addr}: {e}"))?;
-                runtime.spawn(run_device(Arc::new(device), socket, stats.clone()));
+                let v3 = device
+                    .behaviour
+                    .v3
+                    .clone()
+                    .map(|c| V3Agent::new(c, ordinal as u64));
+                runtime.spawn(run_device(Arc::new(device), v3, socket, stats.clone()));
             }
         }
         Ok(Fleet {
@@ -184,8 +191,14 @@ pub fn write_map(
     std::fs::rename(&tmp, path).map_err(|e| format!("{}: {e}", path.display()))
 }
 
-/// Answers requests on one device's socket until the task is dropped.
-pub async fn run_device(device: Arc<Device>, socket: UdpSocket, stats: Arc<Stats>) {
+/// Answers requests on one device's socket until the task is dropped;
+/// `v3` is the device's own SNMPv3 engine, if it speaks v3.
+pub async fn run_device(
+    device: Arc<Device>,
+    mut v3: Option<V3Agent>,
+    socket: UdpSocket,
+    stats: Arc<Stats>,
+) {
     let absent = |_: Dynamic| None;
     let faults = &device.faults;
     let mut rng = Rng::new(device.seed);
@@ -216,7 +229,12 @@ pub async fn run_device(device: Arc<Device>, socket: UdpSocket, stats: Arc<Stats
                     |e| e,
                 ),
             };
-            respond(&view, &device.behaviour, &buf[..n])
+            match v3.as_mut() {
+                Some(engine) if peek_version(&buf[..n]) == Some(3) => {
+                    engine.respond(&view, &device.behaviour, &mut buf[..n])
+                }
+                _ => respond(&view, &device.behaviour, &buf[..n]),
+            }
         };
         let mut bytes = match reply {
             Reply::Send(bytes) => bytes,

@@ -5,57 +5,10 @@
 
 mod support;
 
-use dca_core::poll::{Sink, WalkConfig, WalkError, WalkState, Walker};
-use dca_core::printer::plan::walk_plan;
-use dca_core::printer::{Snapshot, SnapshotBuilder};
+use dca_core::poll::{WalkConfig, WalkError, WalkState};
 use dca_core::snmp::Version;
-use dca_core::snmprec;
-use dca_core::time::{Duration, Instant};
-use std::net::UdpSocket;
-use support::{Sim, recordings, stem};
-
-/// The shell's loop, with a blocking socket: send what is due, wait until
-/// the next timeout for an answer, repeat until the walk ends. Bounded by
-/// the walk's own deadline.
-fn drive(mut walker: Walker, address: &str, sink: &mut impl Sink) -> Walker {
-    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-    socket.connect(address).unwrap();
-    let origin = std::time::Instant::now();
-    let now = || Instant::from_millis(origin.elapsed().as_millis() as u64);
-    let (mut out, mut inp) = ([0u8; 1500], [0u8; 65535]);
-    while walker.state() == WalkState::Running {
-        while let Some(n) = walker.poll_transmit(now(), &mut out) {
-            socket.send(&out[..n]).unwrap();
-        }
-        let Some(due) = walker.poll_timeout() else {
-            break;
-        };
-        let wait = due.saturating_since(now()).millis().max(1);
-        socket
-            .set_read_timeout(Some(std::time::Duration::from_millis(wait)))
-            .unwrap();
-        match socket.recv(&mut inp) {
-            Ok(n) => walker.handle_datagram(now(), &mut inp[..n], sink),
-            Err(_) => walker.handle_timeout(now()),
-        }
-    }
-    walker
-}
-
-fn walk(address: &str, cfg: WalkConfig) -> (Walker, Snapshot) {
-    let mut builder = SnapshotBuilder::new();
-    let w = drive(
-        Walker::new(cfg, walk_plan(), 7, Instant::from_millis(0)),
-        address,
-        &mut builder,
-    );
-    (w, builder.finish())
-}
-
-fn in_process(path: &std::path::Path) -> Snapshot {
-    let rec = snmprec::parse(&std::fs::read_to_string(path).unwrap());
-    rec.snapshot()
-}
+use dca_core::time::Duration;
+use support::{Sim, in_process, recordings, stem, walk_device};
 
 fn fast() -> WalkConfig {
     let mut cfg = WalkConfig::new(b"public");
@@ -79,7 +32,7 @@ fn walking_each_recording_gives_its_in_process_snapshot() {
         ],
     );
     for file in recordings() {
-        let (w, walked) = walk(sim.address_of(&stem(&file)), fast());
+        let (w, walked) = walk_device(sim.address_of(&stem(&file)), fast());
         assert_eq!(
             w.state(),
             WalkState::Done,
@@ -151,7 +104,7 @@ fn faulty_devices_are_still_walked_completely() {
             "fujifilmprinter_c7580" | "brother_hl5370dw" => 1,
             _ => 4,
         };
-        let (w, walked) = walk(sim.address_of(name), cfg);
+        let (w, walked) = walk_device(sim.address_of(name), cfg);
         assert_eq!(w.state(), WalkState::Done, "{name}: {:?}", w.stats());
         let file = recordings_dir.join(format!("{name}.snmprec"));
         assert_eq!(walked, in_process(&file), "{name}");
@@ -182,7 +135,7 @@ fn silence_and_wrong_communities_end_in_no_answer() {
     let mut cfg = fast();
     cfg.timeout = Duration::from_millis(50);
     cfg.retries = 1;
-    let (w, snap) = walk("127.19.0.1:1161", cfg);
+    let (w, snap) = walk_device("127.19.0.1:1161", cfg);
     assert_eq!(w.state(), WalkState::Failed(WalkError::NoAnswer));
     assert!(!snap.is_printer());
     // v2c then v1 were both tried.

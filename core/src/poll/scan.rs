@@ -240,12 +240,16 @@ impl<'s, I: Iterator<Item = IpAddr>, const PROBES: usize, const SLOTS: usize>
         Some((w.addr, w.builder.finish_in_place()))
     }
 
-    /// The credential set a device was walked with: its index in the
-    /// configuration and the set. Read it before the slot is freed.
-    pub fn credentials_of(&self, slot: usize) -> Option<(usize, &Credentials)> {
+    /// The credential set a device was walked with (its index in the
+    /// configuration, and the set) and the version it spoke (a v2c set
+    /// may have fallen back to v1). Read it before the slot is freed.
+    pub fn credentials_of(&self, slot: usize) -> Option<(usize, &Credentials, Version)> {
         let w = self.slots.get(slot)?.busy()?;
         let i = usize::from(w.credential);
-        self.cfg.credentials.get(i).map(|c| (i, c))
+        self.cfg
+            .credentials
+            .get(i)
+            .map(|c| (i, c, w.walker.version()))
     }
 
     fn request_id(&mut self) -> i32 {

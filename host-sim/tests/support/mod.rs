@@ -1,9 +1,14 @@
 //! Helpers for tests that run `dca-sim serve` against real SNMP tools.
 #![allow(dead_code)]
 
+use dca_core::poll::{Sink, WalkConfig, WalkState, Walker};
+use dca_core::printer::plan::walk_plan;
+use dca_core::printer::{Snapshot, SnapshotBuilder};
 use dca_core::snmp::Value;
 use dca_core::snmprec;
+use dca_core::time::Instant;
 use std::io::{BufRead, BufReader};
+use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -168,19 +173,25 @@ pub fn try_walk(
     community: &str,
     address: &str,
 ) -> Result<Vec<Line>, String> {
+    try_walk_as(tool, &[version, "-c", community], address)
+}
+
+/// A walk with any of net-snmp's security options (`-v3 -u ... -l ...`).
+pub fn try_walk_as(tool: &Path, security: &[&str], address: &str) -> Result<Vec<Line>, String> {
     let out = Command::new("timeout")
         .arg("60")
         .arg(tool)
+        .args(security)
         .args([
-            version, "-c", community, "-m", "", "-On", "-Ox", "-Ot", "-Oe", "-t", "2", "-r", "2",
-            address, ".1",
+            "-m", "", "-On", "-Ox", "-Ot", "-Oe", "-t", "2", "-r", "2", address, ".1",
         ])
         .output()
         .expect("the walk runs");
     if !out.status.success() {
         return Err(format!(
-            "{} {version} -c {community} {address} failed: {}",
+            "{} {} {address} failed: {}",
             tool.display(),
+            security.join(" "),
             String::from_utf8_lossy(&out.stderr)
         ));
     }
@@ -299,4 +310,47 @@ pub fn recordings() -> Vec<PathBuf> {
 
 pub fn stem(p: &Path) -> String {
     p.file_stem().unwrap().to_string_lossy().into_owned()
+}
+
+/// The shell's loop, with a blocking socket: send what is due, wait until
+/// the next timeout for an answer, repeat until the walk ends. Bounded by
+/// the walk's own deadline.
+pub fn drive(mut walker: Walker, address: &str, sink: &mut impl Sink) -> Walker {
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket.connect(address).unwrap();
+    let origin = std::time::Instant::now();
+    let now = || Instant::from_millis(origin.elapsed().as_millis() as u64);
+    let (mut out, mut inp) = ([0u8; 1500], [0u8; 65535]);
+    while walker.state() == WalkState::Running {
+        while let Some(n) = walker.poll_transmit(now(), &mut out) {
+            socket.send(&out[..n]).unwrap();
+        }
+        let Some(due) = walker.poll_timeout() else {
+            break;
+        };
+        let wait = due.saturating_since(now()).millis().max(1);
+        socket
+            .set_read_timeout(Some(std::time::Duration::from_millis(wait)))
+            .unwrap();
+        match socket.recv(&mut inp) {
+            Ok(n) => walker.handle_datagram(now(), &mut inp[..n], sink),
+            Err(_) => walker.handle_timeout(now()),
+        }
+    }
+    walker
+}
+
+pub fn walk_device(address: &str, cfg: WalkConfig) -> (Walker, Snapshot) {
+    let mut builder = SnapshotBuilder::new();
+    let w = drive(
+        Walker::new(cfg, walk_plan(), 7, Instant::from_millis(0)),
+        address,
+        &mut builder,
+    );
+    (w, builder.finish())
+}
+
+pub fn in_process(path: &std::path::Path) -> Snapshot {
+    let rec = snmprec::parse(&std::fs::read_to_string(path).unwrap());
+    rec.snapshot()
 }

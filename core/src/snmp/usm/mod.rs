@@ -22,7 +22,7 @@ pub use engine::{Engine, MAX_ENGINE_ID_LEN, TIME_WINDOW_SECS};
 pub use key::{Key, MAX_KEY_LEN};
 pub use privacy::{DecryptError, PrivProtocol, SALT_LEN};
 pub use report::ReportKind;
-pub use seal::{OpenError, Opened, SealParams, discovery_request, open, seal};
+pub use seal::{OpenError, Opened, SealParams, discovery_request, open, seal, seal_scoped};
 pub use user::{CredentialError, SecurityLevel, User};
 
 use core::sync::atomic::{AtomicU32, Ordering};

@@ -46,6 +46,65 @@ pub fn seal(
     now: Instant,
     pdu: Pdu<&[VarBind<'_>]>,
 ) -> Result<usize, EncodeError> {
+    let scoped = ScopedPdu {
+        context_engine_id: engine.id(),
+        context_name: &user.context_name,
+        pdu,
+    };
+    seal_with(
+        buf,
+        user,
+        engine,
+        params,
+        now,
+        true,
+        scoped.encoded_len(),
+        |data| scoped.encode(data).map(drop),
+    )
+}
+
+/// The same for a ScopedPDU already encoded (an emulated agent's answer,
+/// which its own codec made). Answers are not reportable.
+pub fn seal_scoped(
+    buf: &mut [u8],
+    user: &User,
+    engine: &Engine,
+    params: &SealParams,
+    now: Instant,
+    scoped: &[u8],
+    reportable: bool,
+) -> Result<usize, EncodeError> {
+    seal_with(
+        buf,
+        user,
+        engine,
+        params,
+        now,
+        reportable,
+        scoped.len(),
+        |data| {
+            data.get_mut(..scoped.len())
+                .ok_or(EncodeError::BufferTooSmall {
+                    needed: scoped.len(),
+                    available: 0,
+                })?
+                .copy_from_slice(scoped);
+            Ok(())
+        },
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+fn seal_with(
+    buf: &mut [u8],
+    user: &User,
+    engine: &Engine,
+    params: &SealParams,
+    now: Instant,
+    reportable: bool,
+    plain_len: usize,
+    write_scoped: impl FnOnce(&mut [u8]) -> Result<(), EncodeError>,
+) -> Result<usize, EncodeError> {
     let level = user.level();
     let auth = user
         .auth_protocol()
@@ -53,7 +112,7 @@ pub fn seal(
     let privacy = user
         .priv_protocol()
         .filter(|_| level == SecurityLevel::AuthPriv);
-    let mut msg_flags = flags::REPORTABLE;
+    let mut msg_flags = if reportable { flags::REPORTABLE } else { 0 };
     if auth.is_some() {
         msg_flags |= flags::AUTH;
     }
@@ -82,12 +141,6 @@ pub fn seal(
         flags: msg_flags,
         security_model: USM,
     };
-    let scoped = ScopedPdu {
-        context_engine_id: engine.id(),
-        context_name: &user.context_name,
-        pdu,
-    };
-    let plain_len = scoped.encoded_len();
     let data_len = privacy.map_or(plain_len, |p| p.sealed_len(plain_len));
     // Encrypted data is wrapped in an OCTET STRING; a plaintext ScopedPDU
     // is its own SEQUENCE.
@@ -111,7 +164,7 @@ pub fn seal(
     let (head, data) = buf.split_at_mut(data_start);
     let data = data.get_mut(..data_len).unwrap_or_default();
     data.fill(0);
-    scoped.encode(data)?;
+    write_scoped(data)?;
     if let (Some(p), Some(salt)) = (privacy, &salt) {
         p.encrypt(engine.priv_key(), boots, time, salt, data);
     }
@@ -191,8 +244,14 @@ pub fn discovery_request(buf: &mut [u8], msg_id: i32, max_size: i32) -> Result<u
 /// An incoming message that passed every check its level asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Opened<'a> {
-    /// A PDU (normally a Response) at the user's own level.
-    Pdu { msg_id: i32, pdu: Pdu<VarBinds<'a>> },
+    /// A PDU (normally a Response) at the user's own level, and the
+    /// plaintext ScopedPDU it came in (for an emulated agent's own codec;
+    /// DES may leave padding after it).
+    Pdu {
+        msg_id: i32,
+        pdu: Pdu<VarBinds<'a>>,
+        scoped: &'a [u8],
+    },
     /// A Report, at whatever level the engine sent it, with the engine's
     /// id (msgAuthoritativeEngineID) and clock as it sent them.
     Report {
@@ -230,6 +289,8 @@ struct Outline {
     sealed: Option<(usize, usize)>,
     /// Where msgAuthoritativeEngineID lies.
     engine_id: (usize, usize),
+    /// Where msgData starts: a plaintext ScopedPDU runs to the end.
+    data_at: usize,
 }
 
 /// Where `inner`, a part of `outer`, starts in it.
@@ -274,8 +335,12 @@ fn outline(bytes: &[u8], user: &User, engine: Option<&Engine>) -> Result<Outline
         ScopedPduData::Plaintext(_) => None,
     };
     let engine_at = offset_in(bytes, sp.engine_id).ok_or(OpenError::NotOurs)?;
+    let data_at = offset_in(bytes, m.security_parameters)
+        .ok_or(OpenError::NotOurs)?
+        .saturating_add(m.security_parameters.len());
     Ok(Outline {
         engine_id: (engine_at, engine_at.saturating_add(sp.engine_id.len())),
+        data_at,
         msg_id: m.header.msg_id,
         msg_flags: m.header.flags,
         boots: u32::try_from(sp.engine_boots).unwrap_or(0),
@@ -340,18 +405,22 @@ pub fn open<'a>(
         let bytes: &'a [u8] = bytes;
         let plain = bytes.get(start..end).unwrap_or_default();
         let s = ScopedPdu::decode(plain).map_err(|_| OpenError::Usm(UsmError::AnswerDecryption))?;
-        (s, bytes.get(id_start..id_end).unwrap_or_default())
+        (s, bytes.get(id_start..id_end).unwrap_or_default(), plain)
     } else {
         let bytes: &'a [u8] = bytes;
         match Message::decode(bytes) {
             Ok(Message::V3(V3Message {
                 data: ScopedPduData::Plaintext(s),
                 ..
-            })) => (s, bytes.get(id_start..id_end).unwrap_or_default()),
+            })) => (
+                s,
+                bytes.get(id_start..id_end).unwrap_or_default(),
+                bytes.get(o.data_at..).unwrap_or_default(),
+            ),
             _ => return Err(OpenError::NotOurs),
         }
     };
-    let (scoped_pdu, engine_id) = scoped_pdu;
+    let (scoped_pdu, engine_id, scoped) = scoped_pdu;
     if scoped_pdu.pdu.ty == PduType::Report {
         // A Report carries the msgID of the request it refuses (its
         // request-id may be 0: the engine could not read the PDU).
@@ -370,5 +439,6 @@ pub fn open<'a>(
     Ok(Opened::Pdu {
         msg_id: o.msg_id,
         pdu: scoped_pdu.pdu,
+        scoped,
     })
 }

@@ -165,7 +165,9 @@ fn seal_then_open_every_pairing() {
         let n = request(&mut buf, &u, &e, now, 9);
         let mut copy = buf[..n].to_vec();
         match open(&mut copy, &u, Some(&mut e), now) {
-            Ok(Opened::Pdu { msg_id: 42, pdu }) => {
+            Ok(Opened::Pdu {
+                msg_id: 42, pdu, ..
+            }) => {
                 let vb = pdu.varbinds.clone().next().unwrap().unwrap();
                 assert_eq!(vb.value, Value::Integer(7), "{a:?} {p:?}");
             }
