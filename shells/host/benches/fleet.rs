@@ -40,6 +40,11 @@ fn dca_sim() -> PathBuf {
 
 /// Starts a generated fleet of `n` printers on `net` and waits until it serves.
 fn fleet(sim: &PathBuf, n: usize, net: &str) -> Running {
+    fleet_with(sim, n, net, &[])
+}
+
+/// The same, with more options for `dca-sim serve` (SNMPv3 users).
+fn fleet_with(sim: &PathBuf, n: usize, net: &str, more: &[&str]) -> Running {
     let mut child = Command::new(sim)
         .args([
             "serve",
@@ -52,6 +57,7 @@ fn fleet(sim: &PathBuf, n: usize, net: &str) -> Running {
             "--port",
             "1161",
         ])
+        .args(more)
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()
@@ -81,6 +87,12 @@ fn host(base: &str, i: usize) -> String {
 
 /// Runs `dca scan`; returns (seconds, printers found, peak MiB).
 fn dca_scan(args: &[&str]) -> (f64, usize, f64) {
+    let (secs, printers, peak, _) = dca_scan_summary(args);
+    (secs, printers, peak)
+}
+
+/// The same, with the summary line `dca scan` ends with.
+fn dca_scan_summary(args: &[&str]) -> (f64, usize, f64, String) {
     let start = Instant::now();
     let out = Command::new(env!("CARGO_BIN_EXE_dca"))
         .arg("scan")
@@ -101,11 +113,22 @@ fn dca_scan(args: &[&str]) -> (f64, usize, f64) {
         .and_then(|s| s.split_whitespace().next())
         .and_then(|v| v.parse().ok())
         .unwrap_or(0.0);
-    (secs, printers, peak)
+    let summary = stderr
+        .lines()
+        .filter(|l| l.starts_with("dca scan:"))
+        .collect::<Vec<_>>()
+        .join(" / ");
+    (secs, printers, peak, summary)
 }
 
 /// One snmpbulkwalk of 1.3.6.1 per address, `parallel` at a time.
 fn netsnmp_walks(addresses: &[String], parallel: usize) -> (f64, usize) {
+    netsnmp_walks_as(addresses, parallel, &["-v2c", "-c", "public"])
+}
+
+/// The same with other security options (`-v3 -u ...`).
+fn netsnmp_walks_as(addresses: &[String], parallel: usize, security: &[&str]) -> (f64, usize) {
+    let security: Arc<Vec<String>> = Arc::new(security.iter().map(|s| s.to_string()).collect());
     let next = Arc::new(AtomicUsize::new(0));
     let ok = Arc::new(AtomicUsize::new(0));
     let addresses = Arc::new(addresses.to_vec());
@@ -113,15 +136,14 @@ fn netsnmp_walks(addresses: &[String], parallel: usize) -> (f64, usize) {
     let workers: Vec<_> = (0..parallel)
         .map(|_| {
             let (next, ok, addresses) = (next.clone(), ok.clone(), addresses.clone());
+            let security = security.clone();
             std::thread::spawn(move || {
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(a) = addresses.get(i) else { break };
                     let status = Command::new("snmpbulkwalk")
+                        .args(security.iter())
                         .args([
-                            "-v2c",
-                            "-c",
-                            "public",
                             "-m",
                             "",
                             "-On",
@@ -207,6 +229,81 @@ fn main() {
                 format!("{:.0}x", (n as f64 / secs) / ns_rate)
             },
         );
+    }
+
+    // SNMPv3: 1,000 printers that answer v3 only, authPriv SHA-256/AES-128,
+    // each with its own engine (so its own localised keys).
+    {
+        let n = 1_000;
+        let _fleet = fleet_with(
+            &sim,
+            n,
+            "127.42.0.0/16",
+            &[
+                "--v3-user",
+                "bench:SHA-256:authpass123:AES:privpass123",
+                "--v3-only",
+            ],
+        );
+        let range = format!("127.42.0.1-{}", host("127.42.0.0", n));
+        let v3 = [
+            "-v",
+            "3",
+            "-u",
+            "bench",
+            "-l",
+            "authPriv",
+            "-a",
+            "SHA-256",
+            "-A",
+            "authpass123",
+            "-x",
+            "AES",
+            "-X",
+            "privpass123",
+        ];
+        let mut args = vec![
+            range.as_str(),
+            "--port",
+            "1161",
+            "--json",
+            "--parallel",
+            "64",
+        ];
+        args.extend_from_slice(&v3);
+        let (secs, printers, peak, summary) = dca_scan_summary(&args);
+        assert_eq!(printers, n, "dca found every v3 printer: {summary}");
+        let addresses: Vec<String> = (1..=n).map(|i| host("127.42.0.0", i)).collect();
+        let (ns_secs, ns_ok) = netsnmp_walks_as(
+            &addresses,
+            64,
+            &[
+                "-v3",
+                "-u",
+                "bench",
+                "-l",
+                "authPriv",
+                "-a",
+                "SHA-256",
+                "-A",
+                "authpass123",
+                "-x",
+                "AES",
+                "-X",
+                "privpass123",
+            ],
+        );
+        assert_eq!(ns_ok, n, "net-snmp walked every v3 printer");
+        let ns_rate = ns_ok as f64 / ns_secs;
+        println!("\n| SNMPv3 authPriv SHA-256/AES-128, {n} printers | seconds | printers/s |");
+        println!("|---|---|---|");
+        println!(
+            "| dca scan (peak {peak:.1} MiB) | {secs:.2} | {:.0} |",
+            n as f64 / secs
+        );
+        println!("| snmpbulkwalk -v3 x64 | {ns_secs:.2} | {ns_rate:.0} |");
+        println!("| ratio | | {:.0}x |", (n as f64 / secs) / ns_rate);
+        println!("dca's summary: {summary}");
     }
 
     // A /16 with 1,000 printers among 65,536 addresses.

@@ -378,7 +378,7 @@ impl Agent {
             trouble: Vec::new(),
         };
         let progress = std::io::stderr().is_terminal();
-        let summary = sweep::sweep(&args, progress, &mut |addr, snap| c.add(addr, snap));
+        let summary = sweep::sweep(&args, progress, &mut |addr, snap, _| c.add(addr, snap));
         c.seal();
         let Collector {
             readings,

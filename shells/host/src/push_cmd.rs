@@ -69,7 +69,7 @@ fn push(args: &PushArgs) -> u8 {
         eprintln!("{NAME}: bad target {e}");
         return 2;
     }
-    if let Err(e) = args.sweep.snmp.credentials() {
+    if let Err(e) = args.sweep.snmp.credentials_cached() {
         eprintln!("{NAME}: {e}");
         return 2;
     }

@@ -107,7 +107,7 @@ pub fn run(args: &RunArgs) -> ExitCode {
         eprintln!("{NAME}: bad target {e}");
         return ExitCode::from(2);
     }
-    if let Err(e) = sweep_args.snmp.credentials() {
+    if let Err(e) = sweep_args.snmp.credentials_cached() {
         eprintln!("{NAME}: {e}");
         return ExitCode::from(2);
     }

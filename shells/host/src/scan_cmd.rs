@@ -36,9 +36,11 @@ pub fn run(args: &ScanArgs) -> ExitCode {
     let _ = stdout.flush();
     drop(stdout);
     let json = args.json;
-    let mut print = |addr: std::net::SocketAddr, snap: &Snapshot| {
+    let mut print = |addr: std::net::SocketAddr, snap: &Snapshot, via: &sweep::Via| {
         let line = if json {
-            to_json(Some(&addr.to_string()), snap).to_string()
+            let mut v = to_json(Some(&addr.to_string()), snap);
+            v["snmp"] = via.to_json();
+            v.to_string()
         } else {
             let id = &snap.identity;
             let one_line = |t: &str| t.replace(['\n', '\r', '\t'], " ");
@@ -57,6 +59,12 @@ pub fn run(args: &ScanArgs) -> ExitCode {
     };
     match sweep::sweep(&args.sweep, std::io::stderr().is_terminal(), &mut print) {
         Ok(s) => {
+            let keys = dca_core::snmp::usm::localizations();
+            if keys > 0 {
+                // The cost SNMPv3 adds per printer: keys made once per
+                // engine, never per request.
+                eprintln!("dca scan: SNMPv3 keys localised: {keys}");
+            }
             eprintln!("dca scan: {}", describe(&s));
             ExitCode::SUCCESS
         }

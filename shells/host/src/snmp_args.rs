@@ -6,7 +6,7 @@ use dca_core::poll::Credentials;
 use dca_core::snmp::Version;
 use dca_core::snmp::usm::{AuthProtocol, PrivProtocol, SecurityLevel, User};
 
-#[derive(clap::Args, Clone, Debug, Default)]
+#[derive(clap::Args, Clone, Debug, Default, PartialEq, Eq)]
 pub struct SnmpArgs {
     /// SNMP version: 1, 2c (falls back to 1 by itself) or 3. Default: 3
     /// when a user is given, else 2c.
@@ -39,11 +39,80 @@ pub struct SnmpArgs {
     /// v3: the device's engine id in hex, to skip discovery.
     #[arg(short = 'e', long = "engine-id", value_name = "HEX")]
     pub engine_id: Option<String>,
+    /// Credential sets, one per line in the words above (e.g.
+    /// `-v 3 -u mps -a SHA-256 -A ... -x AES -X ...`), tried in order: keeps
+    /// secrets off the command line. Must be readable by its owner only.
+    #[arg(long = "credentials", value_name = "FILE")]
+    pub file: Option<std::path::PathBuf>,
 }
 
+/// One line of a credentials file, parsed as the command line is.
+#[derive(clap::Parser)]
+#[command(no_binary_name = true, disable_help_flag = true)]
+struct FileLine {
+    #[command(flatten)]
+    snmp: SnmpArgs,
+}
+
+/// At most this many sets (the scan's table).
+pub const MAX_SETS: usize = 8;
+
 impl SnmpArgs {
-    /// The credential sets to try, in order; an error names the option.
+    /// [`SnmpArgs::credentials`], kept between calls: a service sweeping
+    /// every few minutes makes each password's key (a mebibyte hashed)
+    /// once, not per sweep. A credentials file changed since is read again.
+    pub fn credentials_cached(&self) -> Result<Vec<Credentials>, String> {
+        type Cached = (SnmpArgs, Option<std::time::SystemTime>, Vec<Credentials>);
+        static CACHE: std::sync::Mutex<Option<Cached>> = std::sync::Mutex::new(None);
+        let stamp = self
+            .file
+            .as_ref()
+            .and_then(|f| std::fs::metadata(f).and_then(|m| m.modified()).ok());
+        let mut cache = CACHE.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((args, at, sets)) = cache.as_ref()
+            && args == self
+            && *at == stamp
+        {
+            return Ok(sets.clone());
+        }
+        let sets = self.credentials()?;
+        *cache = Some((self.clone(), stamp, sets.clone()));
+        Ok(sets)
+    }
+
+    /// The credential sets to try, in order; an error names the option
+    /// (and the file and line).
     pub fn credentials(&self) -> Result<Vec<Credentials>, String> {
+        let sets = match &self.file {
+            Some(path) => {
+                if *self
+                    != (SnmpArgs {
+                        file: self.file.clone(),
+                        ..Default::default()
+                    })
+                {
+                    return Err(format!(
+                        "--credentials {}: give the sets in the file or on the command line, not both",
+                        path.display()
+                    ));
+                }
+                from_file(path)?
+            }
+            None => self.sets()?,
+        };
+        if sets.len() > MAX_SETS {
+            return Err(format!(
+                "{} credential sets: at most {MAX_SETS}",
+                sets.len()
+            ));
+        }
+        Ok(sets)
+    }
+
+    fn sets(&self) -> Result<Vec<Credentials>, String> {
+        if self.file.is_some() {
+            return Err("--credentials cannot be given inside a credentials file".into());
+        }
         let version = match self.version.as_deref() {
             None if self.user.is_some() => Version::V3,
             None | Some("2c" | "2") => Version::V2c,
@@ -141,5 +210,154 @@ impl SnmpArgs {
                 .map_err(|err| format!("-e {e}: {}", err.describe()))?;
         }
         Ok(user)
+    }
+}
+
+/// Reads a credentials file: refused unless only its owner can read it.
+fn from_file(path: &std::path::Path) -> Result<Vec<Credentials>, String> {
+    let shown = path.display();
+    let file = std::fs::File::open(path).map_err(|e| format!("--credentials {shown}: {e}"))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = file
+            .metadata()
+            .map_err(|e| format!("--credentials {shown}: {e}"))?
+            .permissions()
+            .mode();
+        if mode & 0o077 != 0 {
+            return Err(format!(
+                "--credentials {shown}: others may read it (mode {:o}); it holds secrets: chmod 600 it",
+                mode & 0o777
+            ));
+        }
+    }
+    let text = std::io::read_to_string(file).map_err(|e| format!("--credentials {shown}: {e}"))?;
+    let mut sets = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let at = |e: String| format!("{shown}:{}: {e}", n + 1);
+        let words = split_words(line).map_err(|e| at(e.to_string()))?;
+        let parsed = <FileLine as clap::Parser>::try_parse_from(words)
+            .map_err(|e| at(e.to_string().lines().next().unwrap_or_default().to_string()))?;
+        sets.extend(parsed.snmp.sets().map_err(at)?);
+    }
+    if sets.is_empty() {
+        return Err(format!("--credentials {shown}: no credential set in it"));
+    }
+    Ok(sets)
+}
+
+/// Splits a line into words; double quotes keep spaces in a password.
+fn split_words(line: &str) -> Result<Vec<String>, &'static str> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let (mut quoted, mut in_word) = (false, false);
+    for c in line.chars() {
+        match c {
+            '"' => {
+                quoted = !quoted;
+                in_word = true;
+            }
+            c if c.is_whitespace() && !quoted => {
+                if in_word {
+                    words.push(std::mem::take(&mut word));
+                    in_word = false;
+                }
+            }
+            c => {
+                word.push(c);
+                in_word = true;
+            }
+        }
+    }
+    if quoted {
+        return Err("a quote is not closed");
+    }
+    if in_word {
+        words.push(word);
+    }
+    Ok(words)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(name: &str, text: &str, mode: u32) -> std::path::PathBuf {
+        let p = std::env::temp_dir().join(format!("dca-cred-{name}-{}", std::process::id()));
+        std::fs::write(&p, text).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+        }
+        p
+    }
+
+    fn with_file(p: &std::path::Path) -> SnmpArgs {
+        SnmpArgs {
+            file: Some(p.to_path_buf()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_file_gives_its_sets_in_order() {
+        let p = write(
+            "ok",
+            "# the dealer's sets\n-v 3 -u mps -a SHA-256 -A \"pass word1\" -x AES -X privpass123 -n Jetdirect\n\n-c public -c private\n-v 1 -c old\n",
+            0o600,
+        );
+        let sets = with_file(&p).credentials().unwrap();
+        assert_eq!(sets.len(), 4);
+        match &sets[0] {
+            Credentials::Usm(u) => {
+                assert_eq!(u.name.as_slice(), b"mps");
+                assert_eq!(u.level(), SecurityLevel::AuthPriv);
+                assert_eq!(u.context_name.as_slice(), b"Jetdirect");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(sets[1], Credentials::community(b"public"));
+        assert_eq!(sets[2], Credentials::community(b"private"));
+        assert_eq!(sets[3], Credentials::community_in(Version::V1, b"old"));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_file_others_can_read_is_refused() {
+        let p = write("open", "-c public\n", 0o644);
+        let e = with_file(&p).credentials().unwrap_err();
+        assert!(e.contains("others may read it (mode 644)"), "{e}");
+    }
+
+    #[test]
+    fn a_bad_line_is_named() {
+        let p = write(
+            "bad",
+            "-c public\n-v 3 -u mps -a SHA-3 -A authpass123\n",
+            0o600,
+        );
+        let e = with_file(&p).credentials().unwrap_err();
+        assert!(
+            e.ends_with(
+                ":2: -a SHA-3: the protocol is MD5, SHA, SHA-224, SHA-256, SHA-384 or SHA-512"
+            ),
+            "{e}"
+        );
+        let p = write("short", "-v 3 -u mps -A short\n", 0o600);
+        let e = with_file(&p).credentials().unwrap_err();
+        assert!(
+            e.contains(":1: -A: a v3 password has at least 8 characters"),
+            "{e}"
+        );
+        let p = write("both", "-c public\n", 0o600);
+        let mut args = with_file(&p);
+        args.communities = vec!["x".into()];
+        assert!(args.credentials().unwrap_err().contains("not both"));
     }
 }

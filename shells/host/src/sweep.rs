@@ -57,6 +57,48 @@ impl SweepArgs {
     }
 }
 
+/// Which credential set a printer answered, for reports: never a secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Via {
+    /// 1-based, in the order the sets were given.
+    pub set: usize,
+    /// "1", "2c" or "3": what the printer spoke.
+    pub version: &'static str,
+    /// The v3 user and its level.
+    pub user: Option<(String, &'static str)>,
+}
+
+impl Via {
+    fn of(index: usize, c: &dca_core::poll::Credentials, spoke: dca_core::snmp::Version) -> Self {
+        use dca_core::poll::Credentials;
+        use dca_core::snmp::Version;
+        Via {
+            set: index + 1,
+            version: match spoke {
+                Version::V1 => "1",
+                Version::V2c => "2c",
+                Version::V3 => "3",
+            },
+            user: match c {
+                Credentials::Usm(u) => Some((
+                    String::from_utf8_lossy(&u.name).into_owned(),
+                    u.level().name(),
+                )),
+                Credentials::Community { .. } => None,
+            },
+        }
+    }
+
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut v = serde_json::json!({"version": self.version, "credential_set": self.set});
+        if let Some((user, level)) = &self.user {
+            v["user"] = user.clone().into();
+            v["level"] = (*level).into();
+        }
+        v
+    }
+}
+
 /// Why a sweep did not run.
 #[derive(Debug)]
 pub enum SweepError {
@@ -168,7 +210,7 @@ fn incoming(from: SocketAddr) -> SocketAddr {
 pub fn sweep(
     args: &SweepArgs,
     progress: bool,
-    found: &mut (dyn FnMut(SocketAddr, &Snapshot) + Send),
+    found: &mut (dyn FnMut(SocketAddr, &Snapshot, &Via) + Send),
 ) -> Result<Summary, SweepError> {
     std::thread::scope(|scope| {
         std::thread::Builder::new()
@@ -184,7 +226,7 @@ pub fn sweep(
 fn run(
     args: &SweepArgs,
     progress: bool,
-    found: &mut (dyn FnMut(SocketAddr, &Snapshot) + Send),
+    found: &mut (dyn FnMut(SocketAddr, &Snapshot, &Via) + Send),
 ) -> Result<Summary, SweepError> {
     let mut unresolved = Vec::new();
     let mut parse_all = |list: &[String]| -> Result<Vec<Target>, String> {
@@ -211,7 +253,7 @@ fn run(
     let total: u64 = targets.iter().map(Target::len).sum();
     let sets = args
         .snmp
-        .credentials()
+        .credentials_cached()
         .map_err(SweepError::BadCredentials)?;
     let mut list = heapless::Vec::new();
     for c in sets {
@@ -255,12 +297,16 @@ fn run(
             busy = true;
         }
         while let Some(event) = scan.poll_event() {
-            if let Event::Walked { slot } = event
-                && let Some((addr, snap)) = scan.take_snapshot(slot)
+            let Event::Walked { slot } = event else {
+                continue;
+            };
+            let via = scan.credentials_of(slot).map(|(i, c, v)| Via::of(i, c, v));
+            if let Some((addr, snap)) = scan.take_snapshot(slot)
                 && snap.is_printer()
+                && let Some(via) = via
             {
                 printers += 1;
-                found(addr, &snap);
+                found(addr, &snap, &via);
             }
         }
         if scan.is_finished() {

@@ -374,3 +374,96 @@ fn demo_scans_its_own_emulated_fleet() {
             .all(|j| j["printer"] == true && !j["supplies"].as_array().unwrap().is_empty())
     );
 }
+
+/// A v3-only fleet whose printers have two different users (device N knows
+/// user N mod 2), with a v2c set first: `dca scan --credentials FILE`
+/// tries the sets in order on each printer, walks every one, and says
+/// which set each answered; one key pair is localised per printer.
+#[test]
+fn scan_of_a_v3_fleet_with_credential_sets_from_a_file() {
+    let sim = start_sim_with(
+        "127.28.0.0/25",
+        &[
+            "--generate",
+            "40",
+            "--seed",
+            "5",
+            "--v3-only",
+            "--v3-spread",
+            "--v3-context",
+            "Jetdirect",
+            "--v3-user",
+            "north:SHA-256:authpass123:AES:privpass123",
+            "--v3-user",
+            "south:MD5:authpass456:AES-256C:privpass456",
+        ],
+    );
+    let dir = std::env::temp_dir().join(format!("dca-scan-v3-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("credentials");
+    std::fs::write(
+        &file,
+        "# tried in order on every printer\n\
+         -c public\n\
+         -v 3 -u north -l authPriv -a SHA-256 -A authpass123 -x AES -X privpass123 -n Jetdirect\n\
+         -v 3 -u south -l authPriv -a MD5 -A authpass456 -x AES-256C -X privpass456 -n Jetdirect\n",
+    )
+    .unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let out = dca(&[
+        "scan",
+        "--json",
+        "--port",
+        "1161",
+        "127.28.0.1-40",
+        "--credentials",
+        file.to_str().unwrap(),
+        "--timeout",
+        "300",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 40, "{stderr}");
+    let order: Vec<&String> = sim.1.iter().map(|(_, a)| a).collect();
+    for l in &lines {
+        let address = l["address"].as_str().unwrap().to_string();
+        let ordinal = order.iter().position(|a| **a == address).unwrap();
+        let (set, user) = if ordinal % 2 == 0 {
+            (2, "north")
+        } else {
+            (3, "south")
+        };
+        assert_eq!(l["snmp"]["version"], "3", "{l}");
+        assert_eq!(l["snmp"]["credential_set"], set, "{address}");
+        assert_eq!(l["snmp"]["user"], user, "{address}");
+        assert_eq!(l["snmp"]["level"], "authPriv");
+    }
+    // Keys are made per engine, never per request: north's 20 engines get
+    // an authentication and a privacy key (2 each); south's 20 get north's
+    // 2 first (refused: unknown user), then south's authentication key and
+    // its AES-256C key, which Reeder's extension makes of two
+    // localisations with MD5 (3): 20 x 2 + 20 x 5.
+    assert!(stderr.contains("SNMPv3 keys localised: 140"), "{stderr}");
+    // The same file, readable by others, is refused before anything is sent.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let out = dca(&[
+            "scan",
+            "127.28.0.1",
+            "--credentials",
+            file.to_str().unwrap(),
+        ]);
+        assert_eq!(out.status.code(), Some(2));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("chmod 600"));
+    }
+}
