@@ -59,7 +59,7 @@ pub fn footprint() -> Footprint {
 }
 
 /// Where the provisioning block lives: the last 4 KiB of the code memory,
-/// reserved in memory.x (which checks these figures at link time).
+/// reserved in memory.x.in (which checks these figures at link time).
 pub const PROVISION_ADDR: usize = 0x003F_F000;
 pub const PROVISION_LEN: usize = 4096;
 
@@ -67,7 +67,7 @@ pub const PROVISION_LEN: usize = 4096;
 /// starts with `DCAP` (dca_core::provision). Under QEMU it is zero unless a
 /// `-device loader,...,addr=0x003FF000,force-raw=on` put a block there.
 pub fn provisioning_area() -> &'static [u8] {
-    // SAFETY: memory.x reserves [PROVISION_ADDR, +PROVISION_LEN) in the code
+    // SAFETY: memory.x.in reserves [PROVISION_ADDR, +PROVISION_LEN) in the code
     // memory, outside every section of the image; nothing writes it at run
     // time, so a shared slice over it stays valid for the program's life.
     unsafe { core::slice::from_raw_parts(PROVISION_ADDR as *const u8, PROVISION_LEN) }
