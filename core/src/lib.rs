@@ -57,6 +57,7 @@ extern crate std;
 
 pub mod ber;
 mod heapsort;
+pub mod mix;
 pub mod poll;
 pub mod printer;
 pub mod provision;

@@ -229,6 +229,7 @@ impl V3Agent {
         let Some(mut engine) = self.keyed.get(ui).cloned() else {
             return Reply::Drop(DropReason::NotARequest);
         };
+        let engine_of = |keyed: &[Engine], i: usize| keyed.get(i).cloned();
         let scoped_bytes: Vec<u8> = if level == SecurityLevel::NoAuthNoPriv {
             match &msg.scoped_data {
                 v3::ScopedPduData::CleartextPdu(s) => rasn::ber::encode(s).unwrap_or_default(),
@@ -238,7 +239,18 @@ impl V3Agent {
             }
         } else {
             match usm::open(request, &speaking, Some(&mut engine), now) {
-                Ok(Opened::Pdu { scoped, .. }) => scoped.to_vec(),
+                Ok(Opened::Pdu { scoped, .. }) => {
+                    // An agent's own timeliness rule (RFC 3414 3.2 step
+                    // 7a): its boots, and a time within 150 s either way.
+                    // (The manager's rule `open` applies would take a
+                    // sender's newer clock as its own.)
+                    let boots = u32::try_from(&sp.authoritative_engine_boots).unwrap_or(0);
+                    let time = u32::try_from(&sp.authoritative_engine_time).unwrap_or(0);
+                    if boots != self.boots || time.abs_diff(self.time()) > usm::TIME_WINDOW_SECS {
+                        return refuse(self, Refusal::NotInTimeWindow, Some(ui));
+                    }
+                    scoped.to_vec()
+                }
                 Ok(Opened::Report { .. }) => return Reply::Drop(DropReason::NotARequest),
                 Err(OpenError::Usm(UsmError::AnswerDigest)) => {
                     return refuse(self, Refusal::WrongDigest, None);
@@ -251,6 +263,8 @@ impl V3Agent {
                 Err(OpenError::NotOurs) => return Reply::Drop(DropReason::Undecodable),
             }
         };
+        // Answers go with the agent's own clock.
+        let engine = engine_of(&self.keyed, ui);
         let Ok(scoped) = rasn::ber::decode::<v3::ScopedPdu>(&scoped_bytes) else {
             return Reply::Drop(DropReason::Undecodable);
         };
@@ -292,7 +306,16 @@ impl V3Agent {
                 max_size: 65507,
                 salt,
             };
-            let n = usm::seal_scoped(&mut buf, &speaking, &engine, &params, now, &s, false).ok()?;
+            let n = usm::seal_scoped(
+                &mut buf,
+                &speaking,
+                engine.as_ref()?,
+                &params,
+                now,
+                &s,
+                false,
+            )
+            .ok()?;
             buf.truncate(n);
             Some(buf)
         };
@@ -333,7 +356,11 @@ impl V3Agent {
         as_user: Option<usize>,
         user_name: &OctetString,
     ) -> Reply {
-        let counter = &mut self.counters[(why as usize).min(6)];
+        let index = match why {
+            Refusal::UnknownContext => 6,
+            other => (other as usize).saturating_sub(1),
+        };
+        let counter = &mut self.counters[index];
         *counter = counter.wrapping_add(1);
         let value = v2::VarBindValue::Value(smi2::ObjectSyntax::ApplicationWide(
             smi2::ApplicationSyntax::Counter(smi1::Counter(*counter)),

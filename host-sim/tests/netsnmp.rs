@@ -153,7 +153,7 @@ fn net_snmp_v3_walks_return_every_recording_exactly() {
         "--recordings".to_string(),
         dir.to_str().unwrap().to_string(),
         "--bind".into(),
-        "127.14.0.0/24".into(),
+        "127.56.0.0/24".into(),
         "--port".into(),
         "1161".into(),
         "--v3-context".into(),

@@ -100,6 +100,7 @@ fn a_reboot_in_the_middle_of_a_walk_is_followed() {
     assert_eq!(agent.borrow().boots(), 2);
     let stats = walker.stats();
     assert_eq!((stats.discoveries, stats.resyncs), (1, 1), "{stats:?}");
+    assert_eq!(walker.engine_reboots(), 1);
 
     // The same printer walked over v2c gives the same snapshot.
     let mut walker = Walker::new(

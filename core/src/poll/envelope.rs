@@ -13,9 +13,10 @@ use crate::time::Instant;
 pub(crate) enum Answer<'a> {
     /// A PDU in our version and with our secret (any request-id).
     Pdu(Pdu<VarBinds<'a>>),
-    /// The engine told its id and clock: requests can be sealed now.
+    /// The engine told its id and clock: requests can be sealed now (if
+    /// the Report answers our discovery: its msgID).
     #[cfg(feature = "usm")]
-    Discovered,
+    Discovered { request_id: i32 },
     /// The device refused a request of ours (request-id = msgID).
     #[cfg(feature = "usm")]
     Report {
@@ -213,7 +214,7 @@ impl Envelope {
                             // or any Report naming the engine).
                             self.engine = Engine::new(engine_id, boots, time, now, user);
                             if self.engine.is_some() {
-                                return Answer::Discovered;
+                                return Answer::Discovered { request_id: msg_id };
                             }
                         }
                         Answer::Report {

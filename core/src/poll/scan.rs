@@ -34,8 +34,12 @@ pub struct ScanConfig {
     pub rate: u32,
     /// Probes in flight at most (also bounded by the `PROBES` capacity).
     pub max_in_flight: usize,
-    /// How each device is walked (its community is set per device).
+    /// How each device is walked (its credentials are set per device).
     pub walk: WalkConfig,
+    /// Seeds each walk's request-ids (SNMPv3's msgIDs) and privacy salts:
+    /// random in the field, so that they cannot be guessed or repeat from
+    /// one sweep to the next.
+    pub seed: u64,
 }
 
 impl ScanConfig {
@@ -57,6 +61,7 @@ impl ScanConfig {
             rate: 0,
             max_in_flight: usize::MAX,
             walk: WalkConfig::new(b"public"),
+            seed: 0,
         }
     }
 }
@@ -375,10 +380,13 @@ impl<'s, I: Iterator<Item = IpAddr>, const PROBES: usize, const SLOTS: usize>
         if let Some(c) = cfg.credentials.get(usize::from(credential)) {
             walk.credentials = c.clone();
         }
-        let seed = i32::try_from(i)
-            .unwrap_or(0)
-            .wrapping_mul(1 << 20)
-            .wrapping_add(i32::from(credential) << 16);
+        // Distinct per slot, set and moment, unguessable with a random seed.
+        let seed = crate::mix::mix(
+            cfg.seed
+                ^ (i as u64).wrapping_mul(crate::mix::GOLDEN_GAMMA)
+                ^ (u64::from(credential) << 56)
+                ^ now.millis().rotate_left(24),
+        ) as i32;
         slot.credential = credential;
         slot.walker.restart(walk, walk_plan(), seed, now);
         slot.builder.reset();

@@ -279,8 +279,9 @@ impl Walker {
         } else {
             Mode::Bulk
         };
-        // The seed differs per walker and per walk: salts never repeat.
-        let salt_seed = (u64::from(request_id_seed.unsigned_abs()) << 32) ^ now.millis();
+        // Salts must not repeat under one key: spread the seed over all 64
+        // bits (DES keeps only the low 32 of the counter).
+        let salt_seed = crate::mix::mix((u64::from(request_id_seed as u32) << 32) ^ now.millis());
         self.envelope = Envelope::new(cfg.credentials.clone(), salt_seed, now);
         #[cfg(feature = "usm")]
         {
@@ -316,6 +317,13 @@ impl Walker {
     /// The credentials this walk uses.
     pub fn credentials(&self) -> &Credentials {
         self.envelope.credentials()
+    }
+
+    /// Times the device's SNMPv3 engine rebooted during the walk (its
+    /// boots count went up), each followed by the walk.
+    #[cfg(feature = "usm")]
+    pub fn engine_reboots(&self) -> u32 {
+        self.envelope.engine().map_or(0, |e| e.reboots())
     }
 
     /// Whether GetBulk is in use (false after falling back to GETNEXT).
@@ -571,7 +579,11 @@ impl Walker {
             // send the same request again.
             ReportKind::NotInTimeWindow if authenticated && self.stats.resyncs < MAX_RESYNCS => {
                 self.stats.resyncs = self.stats.resyncs.saturating_add(1);
+                // A new request-id (msgID): Reports to copies sent with the
+                // old clock must not count against this one.
+                let request_id = self.new_request_id();
                 if let Some(o) = self.outstanding.as_mut() {
+                    o.request_id = request_id;
                     o.needs_send = true;
                     o.expires = now;
                 }
@@ -600,13 +612,25 @@ impl Walker {
             self.stats.ignored = self.stats.ignored.saturating_add(1);
             return;
         };
+        let discovering = self.envelope.needs_engine();
         let pdu = match self.envelope.open(now, bytes) {
-            Answer::Pdu(p) if p.ty == PduType::Response && p.request_id == out_id => p,
+            // (A Response to discovery is no answer: discovery wants a Report.)
+            Answer::Pdu(p)
+                if p.ty == PduType::Response && p.request_id == out_id && !discovering =>
+            {
+                p
+            }
             #[cfg(feature = "usm")]
-            Answer::Discovered => {
-                // Any discovery answer will do: the engine is known now.
+            Answer::Discovered { request_id } if request_id == out_id => {
                 self.outstanding = None;
                 self.prepare(now);
+                return;
+            }
+            #[cfg(feature = "usm")]
+            Answer::Discovered { .. } => {
+                // Not the answer to our discovery: not to be believed.
+                self.envelope.forget_engine();
+                self.stats.ignored = self.stats.ignored.saturating_add(1);
                 return;
             }
             #[cfg(feature = "usm")]

@@ -64,7 +64,7 @@ impl Transport for Link {
 
 /// Random bytes from the system, or, where it has none to give, from the
 /// time and the process id (enough for a boot id and jitter).
-fn random<const N: usize>() -> [u8; N] {
+pub(crate) fn random<const N: usize>() -> [u8; N] {
     let mut out = [0u8; N];
     if getrandom::fill(&mut out).is_err() {
         use sha2::{Digest, Sha256};

@@ -108,7 +108,8 @@ pub fn poll(
         cfg.timeout = Duration::from_millis(args.timeout);
         cfg.retries = args.retries;
         let mut builder = SnapshotBuilder::new();
-        let seed = std::process::id() as i32 ^ (i as i32) << 24;
+        // Unguessable request-ids (SNMPv3 msgIDs) and salts.
+        let seed = i32::from_le_bytes(crate::cloud_session::random());
         let walker = Walker::new(cfg, walk_plan(), seed, Instant::from_millis(0));
         let walker = drive(walker, address, &mut builder).map_err(|_| (WalkError::NoAnswer, i))?;
         for line in session_notes(&walker) {
@@ -124,15 +125,14 @@ pub fn poll(
     Err(last)
 }
 
-/// What a walk did that its user should hear of, though it succeeded:
-/// an engine that rebooted (its clock learnt again), or a fallback.
+/// What a walk did that its user should hear of, though it succeeded: an
+/// engine that rebooted (its clock learnt again).
 pub fn session_notes(walker: &Walker) -> Vec<String> {
     let mut notes = Vec::new();
-    let s = walker.stats();
-    if s.resyncs > 0 {
+    let reboots = walker.engine_reboots();
+    if reboots > 0 {
         notes.push(format!(
-            "the device's SNMPv3 clock was out of step (it rebooted, or time drifted); learnt again {} time(s)",
-            s.resyncs
+            "the device's SNMPv3 engine rebooted during the walk ({reboots} time(s)); its new clock was taken from its notInTimeWindow Report and the walk went on"
         ));
     }
     notes

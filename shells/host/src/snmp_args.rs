@@ -6,7 +6,7 @@ use dca_core::poll::Credentials;
 use dca_core::snmp::Version;
 use dca_core::snmp::usm::{AuthProtocol, PrivProtocol, SecurityLevel, User};
 
-#[derive(clap::Args, Clone, Debug, Default, PartialEq, Eq)]
+#[derive(clap::Args, Clone, Default, PartialEq, Eq)]
 pub struct SnmpArgs {
     /// SNMP version: 1, 2c (falls back to 1 by itself) or 3. Default: 3
     /// when a user is given, else 2c.
@@ -44,6 +44,26 @@ pub struct SnmpArgs {
     /// secrets off the command line. Must be readable by its owner only.
     #[arg(long = "credentials", value_name = "FILE")]
     pub file: Option<std::path::PathBuf>,
+}
+
+/// Shows the options without their secrets (passwords and communities).
+impl std::fmt::Debug for SnmpArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let hidden = |o: &Option<String>| o.as_ref().map(|_| "(hidden)");
+        f.debug_struct("SnmpArgs")
+            .field("version", &self.version)
+            .field("communities", &self.communities.len())
+            .field("user", &self.user)
+            .field("level", &self.level)
+            .field("auth_protocol", &self.auth_protocol)
+            .field("auth_password", &hidden(&self.auth_password))
+            .field("priv_protocol", &self.priv_protocol)
+            .field("priv_password", &hidden(&self.priv_password))
+            .field("context", &self.context)
+            .field("engine_id", &self.engine_id)
+            .field("file", &self.file)
+            .finish()
+    }
 }
 
 /// One line of a credentials file, parsed as the command line is.
@@ -156,9 +176,10 @@ impl SnmpArgs {
             .as_deref()
             .ok_or("-v 3 needs a user name (-u USER)")?;
         let level = match self.level.as_deref() {
-            Some(l) => SecurityLevel::parse(l).ok_or_else(|| {
-                format!("-l {l}: the level is noAuthNoPriv, authNoPriv or authPriv")
-            })?,
+            // The value is not echoed: a password given in its place
+            // would end up in a log.
+            Some(l) => SecurityLevel::parse(l)
+                .ok_or("-l: the level is noAuthNoPriv, authNoPriv or authPriv")?,
             None if self.priv_password.is_some() => SecurityLevel::AuthPriv,
             None if self.auth_password.is_some() => SecurityLevel::AuthNoPriv,
             None => SecurityLevel::NoAuthNoPriv,
@@ -167,11 +188,8 @@ impl SnmpArgs {
         if level >= SecurityLevel::AuthNoPriv {
             let proto = match self.auth_protocol.as_deref() {
                 None => AuthProtocol::Md5,
-                Some(a) => AuthProtocol::parse(a).ok_or_else(|| {
-                    format!(
-                        "-a {a}: the protocol is MD5, SHA, SHA-224, SHA-256, SHA-384 or SHA-512"
-                    )
-                })?,
+                Some(a) => AuthProtocol::parse(a)
+                    .ok_or("-a: the protocol is MD5, SHA, SHA-224, SHA-256, SHA-384 or SHA-512")?,
             };
             let password = self.auth_password.as_deref().ok_or_else(|| {
                 format!("-l {}: needs an authentication password (-A)", level.name())
@@ -183,11 +201,9 @@ impl SnmpArgs {
         if level == SecurityLevel::AuthPriv {
             let proto = match self.priv_protocol.as_deref() {
                 None => PrivProtocol::Des,
-                Some(x) => PrivProtocol::parse(x).ok_or_else(|| {
-                    format!(
-                        "-x {x}: the protocol is DES, AES, AES-192, AES-256, AES-192C or AES-256C"
-                    )
-                })?,
+                Some(x) => PrivProtocol::parse(x).ok_or(
+                    "-x: the protocol is DES, AES, AES-192, AES-256, AES-192C or AES-256C",
+                )?,
             };
             let password = self
                 .priv_password
@@ -241,8 +257,14 @@ fn from_file(path: &std::path::Path) -> Result<Vec<Credentials>, String> {
         }
         let at = |e: String| format!("{shown}:{}: {e}", n + 1);
         let words = split_words(line).map_err(|e| at(e.to_string()))?;
-        let parsed = <FileLine as clap::Parser>::try_parse_from(words)
-            .map_err(|e| at(e.to_string().lines().next().unwrap_or_default().to_string()))?;
+        // clap's own message would quote the word it did not expect: a
+        // password cut at a space, say.
+        let parsed = <FileLine as clap::Parser>::try_parse_from(words).map_err(|e| {
+            at(format!(
+                "not a credential set ({}; quote a password that has spaces)",
+                e.kind()
+            ))
+        })?;
         sets.extend(parsed.snmp.sets().map_err(at)?);
     }
     if sets.is_empty() {
@@ -344,11 +366,24 @@ mod tests {
         );
         let e = with_file(&p).credentials().unwrap_err();
         assert!(
-            e.ends_with(
-                ":2: -a SHA-3: the protocol is MD5, SHA, SHA-224, SHA-256, SHA-384 or SHA-512"
-            ),
+            e.ends_with(":2: -a: the protocol is MD5, SHA, SHA-224, SHA-256, SHA-384 or SHA-512"),
             "{e}"
         );
+        // A password cut at a space is not quoted back.
+        let p = write("space", "-v 3 -u mps -A pass word123\n", 0o600);
+        let e = with_file(&p).credentials().unwrap_err();
+        assert!(
+            e.contains(":1: not a credential set") && !e.contains("word123"),
+            "{e}"
+        );
+        let dbg = format!(
+            "{:?}",
+            SnmpArgs {
+                auth_password: Some("s3cret-pass".into()),
+                ..Default::default()
+            }
+        );
+        assert!(!dbg.contains("s3cret"), "{dbg}");
         let p = write("short", "-v 3 -u mps -A short\n", 0o600);
         let e = with_file(&p).credentials().unwrap_err();
         assert!(

@@ -261,6 +261,8 @@ fn run(
             .map_err(|_| SweepError::BadCredentials("at most 8 credential sets".into()))?;
     }
     let mut cfg = ScanConfig::with_credentials(list, args.port);
+    // Unguessable request-ids (SNMPv3 msgIDs) and salts, new each sweep.
+    cfg.seed = u64::from_le_bytes(crate::cloud_session::random());
     cfg.probe_timeout = Duration::from_millis(args.timeout);
     cfg.probe_retries = args.retries;
     cfg.rate = args.rate;

@@ -382,7 +382,7 @@ fn demo_scans_its_own_emulated_fleet() {
 #[test]
 fn scan_of_a_v3_fleet_with_credential_sets_from_a_file() {
     let sim = start_sim_with(
-        "127.28.0.0/25",
+        "127.29.0.0/25",
         &[
             "--generate",
             "40",
@@ -419,7 +419,7 @@ fn scan_of_a_v3_fleet_with_credential_sets_from_a_file() {
         "--json",
         "--port",
         "1161",
-        "127.28.0.1-40",
+        "127.29.0.1-40",
         "--credentials",
         file.to_str().unwrap(),
         "--timeout",
@@ -459,7 +459,7 @@ fn scan_of_a_v3_fleet_with_credential_sets_from_a_file() {
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
         let out = dca(&[
             "scan",
-            "127.28.0.1",
+            "127.29.0.1",
             "--credentials",
             file.to_str().unwrap(),
         ]);

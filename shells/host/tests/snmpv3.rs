@@ -263,7 +263,7 @@ fn each_refusal_has_its_precise_error() {
 
 /// The engine's id given (`-e`) skips discovery: the first request goes
 /// with boots and time 0, the engine answers notInTimeWindow, the walk
-/// takes its clock from that Report and goes on, and says so. After snmpd
+/// takes its clock from that authenticated Report and goes on. After snmpd
 /// restarts (a new engine clock, and here a new engine id too, since it
 /// runs without its persistent configuration), the same command recovers
 /// by itself again.
@@ -300,7 +300,6 @@ fn an_engine_clock_is_learnt_again_and_a_restart_recovers() {
     let out = dca(&args);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{err}");
-    assert!(err.contains("clock was out of step"), "{err}");
     let (dir, address) = (d.dir.clone(), d.address.clone());
     drop(d);
     d = snmpd(&dir, &address);

@@ -138,13 +138,13 @@ impl AuthProtocol {
             d.update(ku.as_bytes());
             d.update(engine_id);
             d.update(ku.as_bytes());
-            Key::from_bytes(&d.finalize())
+            key_of(d.finalize())
         })
     }
 
     /// The plain hash of `data` (the Blumenthal key extension uses it).
     pub(crate) fn digest(self, data: &[u8]) -> Key {
-        with_hash!(self, D => Key::from_bytes(&D::digest(data)))
+        with_hash!(self, D => key_of(D::digest(data)))
     }
 
     /// Writes the truncated HMAC of `message` under `key` into `out`
@@ -196,5 +196,14 @@ fn expand_password<D: Digest + BlockSizeUser>(password: &[u8]) -> Key {
         d.update(chunk);
     }
     zeroize::Zeroize::zeroize(&mut chunk);
-    Key::from_bytes(&d.finalize())
+    key_of(d.finalize())
+}
+
+/// A key from a digest, the digest's copy wiped.
+fn key_of<N: hmac::digest::generic_array::ArrayLength<u8>>(
+    mut digest: hmac::digest::generic_array::GenericArray<u8, N>,
+) -> Key {
+    let key = Key::from_bytes(&digest);
+    zeroize::Zeroize::zeroize(digest.as_mut_slice());
+    key
 }

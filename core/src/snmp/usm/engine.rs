@@ -25,6 +25,11 @@ pub struct Engine {
     time: u32,
     synced_at: Instant,
     latest_received_time: u32,
+    /// Whether an authenticated message ever set the clock (discovery's
+    /// Report is not authenticated).
+    authenticated_clock: bool,
+    /// Times the boots count went up after that: the engine rebooted.
+    reboots: u32,
     auth_key: Key,
     priv_key: Key,
 }
@@ -47,6 +52,8 @@ impl Engine {
             time,
             synced_at: now,
             latest_received_time: time,
+            authenticated_clock: false,
+            reboots: 0,
             auth_key,
             priv_key,
         })
@@ -58,6 +65,11 @@ impl Engine {
 
     pub fn boots(&self) -> u32 {
         self.boots
+    }
+
+    /// Reboots seen since the clock was first authenticated.
+    pub fn reboots(&self) -> u32 {
+        self.reboots
     }
 
     /// The engine's time now, as we estimate it.
@@ -81,9 +93,13 @@ impl Engine {
     /// drifted) moves the clock forward here, so the request sent again
     /// after it is timely.
     pub(crate) fn accept_time(&mut self, boots: u32, time: u32, now: Instant) -> bool {
+        if boots > self.boots && self.authenticated_clock {
+            self.reboots = self.reboots.saturating_add(1);
+        }
         if boots > self.boots || (boots == self.boots && time > self.latest_received_time) {
             self.set_clock(boots, time, now);
         }
+        self.authenticated_clock = true;
         let lag_limit = self.time_at(now).saturating_sub(TIME_WINDOW_SECS);
         !(self.boots >= BOOTS_LATCHED
             || boots < self.boots

@@ -44,6 +44,8 @@ pub enum DecryptError {
     BadSalt,
     /// DES: not a whole number of blocks.
     NotBlockAligned,
+    /// The localised key does not fit the cipher.
+    BadKey,
 }
 
 impl PrivProtocol {
@@ -156,7 +158,9 @@ impl PrivProtocol {
     }
 
     /// Encrypts `data` in place. Its length must be [`Self::sealed_len`]
-    /// of the plaintext, the padding already there (any bytes).
+    /// of the plaintext, the padding already there (any bytes). False if
+    /// the key does not fit the cipher (nothing must then be sent).
+    #[must_use]
     pub fn encrypt(
         self,
         key: &Key,
@@ -164,22 +168,24 @@ impl PrivProtocol {
         engine_time: u32,
         salt: &[u8; SALT_LEN],
         data: &mut [u8],
-    ) {
+    ) -> bool {
         let k = key.as_bytes();
         match self {
             Self::Des => {
                 let (Some(dk), Some(iv)) = (k.get(..8), des_iv(k, salt)) else {
-                    return;
+                    return false;
                 };
-                if let Ok(mut c) = cbc::Encryptor::<des::Des>::new_from_slices(dk, &iv) {
-                    for block in data.chunks_exact_mut(DES_BLOCK) {
-                        c.encrypt_block_mut(GenericArray::from_mut_slice(block));
-                    }
+                let Ok(mut c) = cbc::Encryptor::<des::Des>::new_from_slices(dk, &iv) else {
+                    return false;
+                };
+                for block in data.chunks_exact_mut(DES_BLOCK) {
+                    c.encrypt_block_mut(GenericArray::from_mut_slice(block));
                 }
+                true
             }
             _ => {
                 let iv = aes_iv(engine_boots, engine_time, salt);
-                aes_cfb(self, k, &iv, data, true);
+                aes_cfb(self, k, &iv, data, true)
             }
         }
     }
@@ -204,15 +210,18 @@ impl PrivProtocol {
                 let (Some(dk), Some(iv)) = (k.get(..8), des_iv(k, salt)) else {
                     return Err(DecryptError::BadSalt);
                 };
-                if let Ok(mut c) = cbc::Decryptor::<des::Des>::new_from_slices(dk, &iv) {
-                    for block in data.chunks_exact_mut(DES_BLOCK) {
-                        c.decrypt_block_mut(GenericArray::from_mut_slice(block));
-                    }
+                let Ok(mut c) = cbc::Decryptor::<des::Des>::new_from_slices(dk, &iv) else {
+                    return Err(DecryptError::BadKey);
+                };
+                for block in data.chunks_exact_mut(DES_BLOCK) {
+                    c.decrypt_block_mut(GenericArray::from_mut_slice(block));
                 }
             }
             _ => {
                 let iv = aes_iv(engine_boots, engine_time, salt);
-                aes_cfb(self, k, &iv, data, false);
+                if !aes_cfb(self, k, &iv, data, false) {
+                    return Err(DecryptError::BadKey);
+                }
             }
         }
         Ok(())
@@ -241,27 +250,35 @@ fn aes_iv(engine_boots: u32, engine_time: u32, salt: &[u8; SALT_LEN]) -> [u8; 16
     iv
 }
 
-/// AES-CFB over `data` in place, in the protocol's key size.
-fn aes_cfb(proto: PrivProtocol, key: &[u8], iv: &[u8; 16], data: &mut [u8], encrypt: bool) {
+/// AES-CFB over `data` in place, in the protocol's key size; false if the
+/// key is too short for it.
+fn aes_cfb(proto: PrivProtocol, key: &[u8], iv: &[u8; 16], data: &mut [u8], encrypt: bool) -> bool {
     use aes::{Aes128, Aes192, Aes256};
     match proto {
         PrivProtocol::Aes128 => cfb::<Aes128>(key, iv, data, encrypt),
         PrivProtocol::Aes192 | PrivProtocol::Aes192C => cfb::<Aes192>(key, iv, data, encrypt),
         PrivProtocol::Aes256 | PrivProtocol::Aes256C => cfb::<Aes256>(key, iv, data, encrypt),
-        PrivProtocol::Des => {}
+        PrivProtocol::Des => false,
     }
 }
 
-fn cfb<A>(key: &[u8], iv: &[u8; 16], data: &mut [u8], encrypt: bool)
+fn cfb<A>(key: &[u8], iv: &[u8; 16], data: &mut [u8], encrypt: bool) -> bool
 where
     A: aes::cipher::BlockCipher + aes::cipher::BlockEncryptMut + aes::cipher::KeyInit,
 {
-    let key = key.get(..A::key_size()).unwrap_or_default();
+    let Some(key) = key.get(..A::key_size()) else {
+        return false;
+    };
     if encrypt {
-        if let Ok(c) = cfb_mode::Encryptor::<A>::new_from_slices(key, iv) {
-            c.encrypt(data);
-        }
-    } else if let Ok(c) = cfb_mode::Decryptor::<A>::new_from_slices(key, iv) {
+        let Ok(c) = cfb_mode::Encryptor::<A>::new_from_slices(key, iv) else {
+            return false;
+        };
+        c.encrypt(data);
+    } else {
+        let Ok(c) = cfb_mode::Decryptor::<A>::new_from_slices(key, iv) else {
+            return false;
+        };
         c.decrypt(data);
     }
+    true
 }

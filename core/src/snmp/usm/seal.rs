@@ -165,8 +165,14 @@ fn seal_with(
     let data = data.get_mut(..data_len).unwrap_or_default();
     data.fill(0);
     write_scoped(data)?;
-    if let (Some(p), Some(salt)) = (privacy, &salt) {
-        p.encrypt(engine.priv_key(), boots, time, salt, data);
+    if let (Some(p), Some(salt)) = (privacy, &salt)
+        && !p.encrypt(engine.priv_key(), boots, time, salt, data)
+    {
+        // Never send the plaintext with the privacy flag set.
+        return Err(EncodeError::BufferTooSmall {
+            needed: data_len,
+            available: 0,
+        });
     }
     let mut w = Writer::new(head);
     w.header(tag::SEQUENCE, content)?;
@@ -323,7 +329,10 @@ fn outline(bytes: &[u8], user: &User, engine: Option<&Engine>) -> Result<Outline
             .copy_from_slice(sp.auth_params);
     }
     let mut salt = [0u8; 8];
-    let salt_len = sp.priv_params.len().min(8);
+    if sp.priv_params.len() > salt.len() {
+        return Err(OpenError::NotOurs);
+    }
+    let salt_len = sp.priv_params.len();
     if let (Some(d), Some(s)) = (salt.get_mut(..salt_len), sp.priv_params.get(..salt_len)) {
         d.copy_from_slice(s);
     }
