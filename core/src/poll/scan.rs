@@ -246,15 +246,12 @@ impl<'s, I: Iterator<Item = IpAddr>, const PROBES: usize, const SLOTS: usize>
     }
 
     /// The credential set a device was walked with (its index in the
-    /// configuration, and the set) and the version it spoke (a v2c set
-    /// may have fallen back to v1). Read it before the slot is freed.
-    pub fn credentials_of(&self, slot: usize) -> Option<(usize, &Credentials, Version)> {
+    /// configuration, and the set) and its walker (the version it spoke,
+    /// its statistics). Read it before the slot is freed.
+    pub fn walk_of(&self, slot: usize) -> Option<(usize, &Credentials, &Walker)> {
         let w = self.slots.get(slot)?.busy()?;
         let i = usize::from(w.credential);
-        self.cfg
-            .credentials
-            .get(i)
-            .map(|c| (i, c, w.walker.version()))
+        self.cfg.credentials.get(i).map(|c| (i, c, &w.walker))
     }
 
     fn request_id(&mut self) -> i32 {

@@ -1,17 +1,18 @@
 //! `dca poll HOST[:PORT]`: one full snapshot of one printer.
 //!
-//! The core's walker does the protocol; this shell owns the socket and the
-//! clock. One device needs no async runtime: a blocking socket that waits
-//! until the walker's next timeout is the whole loop.
+//! The core's scan does the protocol, over one address: the same probe,
+//! credential fallback and walk as `dca scan`, through the same socket
+//! loop (`sweep::drive`).
 
 use crate::snapshot_json::to_json;
 use crate::snmp_args::SnmpArgs;
-use dca_core::poll::{Credentials, Sink, WalkConfig, WalkError, WalkState, Walker};
-use dca_core::printer::plan::walk_plan;
-use dca_core::printer::{Snapshot, SnapshotBuilder};
+use crate::sweep::{self, Seen, SweepError, Via};
+use dca_core::poll::scan::slots;
+use dca_core::poll::{Credentials, Scan, WalkError};
+use dca_core::printer::Snapshot;
 use dca_core::snmp::Version;
-use dca_core::time::{Duration, Instant};
-use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
+use dca_core::time::Instant;
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::process::ExitCode;
 
 #[derive(clap::Args)]
@@ -59,80 +60,40 @@ pub fn resolve(target: &str, default_port: u16) -> Result<SocketAddr, String> {
         .ok_or_else(|| format!("{target}: no address"))
 }
 
-/// Runs a walk to its end over a blocking socket.
-pub fn drive(
-    mut walker: Walker,
-    address: SocketAddr,
-    sink: &mut impl Sink,
-) -> std::io::Result<Walker> {
-    let local: SocketAddr = if address.is_ipv4() {
-        "0.0.0.0:0".parse()
-    } else {
-        "[::]:0".parse()
-    }
-    .expect("literal addresses parse");
-    let socket = UdpSocket::bind(local)?;
-    socket.connect(address)?;
-    let origin = std::time::Instant::now();
-    let now = || Instant::from_millis(origin.elapsed().as_millis() as u64);
-    let (mut out, mut inp) = ([0u8; 1500], vec![0u8; 65535]);
-    while walker.state() == WalkState::Running {
-        while let Some(n) = walker.poll_transmit(now(), &mut out) {
-            socket.send(&out[..n])?;
-        }
-        let Some(due) = walker.poll_timeout() else {
-            break;
-        };
-        let wait = due.saturating_since(now()).millis().max(1);
-        socket.set_read_timeout(Some(std::time::Duration::from_millis(wait)))?;
-        match socket.recv(&mut inp) {
-            Ok(n) => walker.handle_datagram(now(), &mut inp[..n], sink),
-            // Timeouts, and ICMP port-unreachable surfacing as errors, are
-            // both "no answer yet".
-            Err(_) => walker.handle_timeout(now()),
-        }
-    }
-    Ok(walker)
-}
-
-/// Polls one device, trying each credential set in order: the next is
-/// tried when a set gets no answer or is refused for a security reason.
+/// Polls one device as the scan does (one set of code for both): a probe
+/// with each credential set in turn until one answers, then its walk, and
+/// the next set if the walk is refused for a security reason. The outcome
+/// is the snapshot and how it answered, or why not.
 pub fn poll(
     address: SocketAddr,
     args: &PollArgs,
-    sets: &[Credentials],
-) -> Result<(Snapshot, usize), (WalkError, usize)> {
-    let mut last = (WalkError::NoAnswer, 0);
-    for (i, credentials) in sets.iter().enumerate() {
-        let mut cfg = WalkConfig::with_credentials(credentials.clone());
-        cfg.timeout = Duration::from_millis(args.timeout);
-        cfg.retries = args.retries;
-        let mut builder = SnapshotBuilder::new();
-        // Unguessable request-ids (SNMPv3 msgIDs) and salts.
-        let seed = i32::from_le_bytes(crate::cloud_session::random());
-        let walker = Walker::new(cfg, walk_plan(), seed, Instant::from_millis(0));
-        let walker = drive(walker, address, &mut builder).map_err(|_| (WalkError::NoAnswer, i))?;
-        for line in session_notes(&walker) {
-            eprintln!("dca poll: {address}: {line}");
-        }
-        match walker.state() {
-            WalkState::Done => return Ok((builder.finish(), i)),
-            WalkState::Failed(e @ (WalkError::NoAnswer | WalkError::Usm(_))) => last = (e, i),
-            WalkState::Failed(e) => return Err((e, i)),
-            WalkState::Running => {}
-        }
-    }
-    Err(last)
+) -> Result<Result<(Snapshot, Via), WalkError>, SweepError> {
+    let mut cfg = sweep::scan_config(&args.snmp, args.timeout, args.retries)?;
+    cfg.port = address.port();
+    let mut slot = slots(1);
+    let mut scan: Scan<'_, _, 4, 1> = Scan::new(
+        cfg,
+        std::iter::once(address.ip()),
+        &mut slot,
+        Instant::from_millis(0),
+    );
+    let mut outcome = Err(WalkError::NoAnswer);
+    sweep::drive(&mut scan, std::time::Instant::now(), None, &mut |seen| {
+        outcome = match seen {
+            Seen::Walked(_, snap, via) => Ok((snap.clone(), via.clone())),
+            Seen::Failed(e) => Err(e),
+        };
+    })?;
+    Ok(outcome)
 }
 
-/// What a walk did that its user should hear of, though it succeeded: an
-/// engine that rebooted (its clock learnt again).
-pub fn session_notes(walker: &Walker) -> Vec<String> {
+/// What a poll did that its user should hear of, though it succeeded.
+fn notes(via: &Via) -> Vec<String> {
     let mut notes = Vec::new();
-    let reboots = walker.engine_reboots();
-    if reboots > 0 {
+    if via.reboots > 0 {
         notes.push(format!(
-            "the device's SNMPv3 engine rebooted during the walk ({reboots} time(s)); its new clock was taken from its notInTimeWindow Report and the walk went on"
+            "the device's SNMPv3 engine rebooted during the walk ({} time(s)); its new clock was taken from its notInTimeWindow Report and the walk went on",
+            via.reboots
         ));
     }
     notes
@@ -168,14 +129,30 @@ pub fn run(args: &PollArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let sets = match args.snmp.credentials() {
+    let sets = match args.snmp.credentials_cached() {
         Ok(s) => s,
         Err(e) => {
             eprintln!("dca poll: {e}");
             return ExitCode::from(2);
         }
     };
-    match poll(address, args, &sets) {
+    let outcome = match poll(address, args) {
+        Ok(o) => o,
+        Err(e @ SweepError::BadCredentials(_)) => {
+            eprintln!("dca poll: {e}");
+            return ExitCode::from(2);
+        }
+        Err(e) => {
+            eprintln!("dca poll: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    if let Ok((_, via)) = &outcome {
+        for line in notes(via) {
+            eprintln!("dca poll: {address}: {line}");
+        }
+    }
+    match outcome {
         Ok((snapshot, _)) if !snapshot.is_printer() => {
             eprintln!(
                 "dca poll: {address}: answers SNMP but is not a printer (no Printer-MIB data for a printer device)"
@@ -193,12 +170,13 @@ pub fn run(args: &PollArgs) -> ExitCode {
             }
             ExitCode::SUCCESS
         }
-        Err((e, i)) => {
-            eprintln!(
-                "dca poll: {address}: {} ({})",
-                e.describe(),
-                describe_set(&sets, i)
-            );
+        Err(e) => {
+            let tried = if sets.len() > 1 {
+                "every credential set tried".to_string()
+            } else {
+                describe_set(&sets, 0)
+            };
+            eprintln!("dca poll: {address}: {} ({tried})", e.describe());
             ExitCode::from(match e {
                 WalkError::NoAnswer => 4,
                 WalkError::Usm(_) => 6,

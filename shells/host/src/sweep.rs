@@ -5,8 +5,9 @@
 //! walks; this shell owns one UDP socket (dual-stack where the host has
 //! IPv6, so IPv4 and IPv6 targets share it) and the clock.
 
+use crate::snmp_args::SnmpArgs;
 use dca_core::poll::scan::{ScanStats, slots};
-use dca_core::poll::{Event, Scan, ScanConfig, Target, addresses};
+use dca_core::poll::{Event, Scan, ScanConfig, Target, WalkError, addresses};
 use dca_core::printer::Snapshot;
 use dca_core::time::{Duration, Instant};
 use std::net::{SocketAddr, SocketAddrV6, ToSocketAddrs, UdpSocket};
@@ -16,7 +17,7 @@ pub struct SweepArgs {
     /// Addresses, CIDR blocks (a.b.c.d/n), ranges (a.b.c.d-e.f.g.h or a.b.c.d-h) or host names.
     pub targets: Vec<String>,
     #[command(flatten)]
-    pub snmp: crate::snmp_args::SnmpArgs,
+    pub snmp: SnmpArgs,
     #[arg(long, default_value_t = 161)]
     pub port: u16,
     /// Probes per second (0: as fast as the network takes them).
@@ -66,15 +67,18 @@ pub struct Via {
     pub version: &'static str,
     /// The v3 user and its level.
     pub user: Option<(String, &'static str)>,
+    /// Times the device's v3 engine rebooted during the walk.
+    pub reboots: u32,
 }
 
 impl Via {
-    fn of(index: usize, c: &dca_core::poll::Credentials, spoke: dca_core::snmp::Version) -> Self {
+    fn of(index: usize, c: &dca_core::poll::Credentials, walker: &dca_core::poll::Walker) -> Self {
         use dca_core::poll::Credentials;
         use dca_core::snmp::Version;
         Via {
             set: index + 1,
-            version: match spoke {
+            reboots: walker.engine_reboots(),
+            version: match walker.version() {
                 Version::V1 => "1",
                 Version::V2c => "2c",
                 Version::V3 => "3",
@@ -251,8 +255,43 @@ fn run(
         }));
     }
     let total: u64 = targets.iter().map(Target::len).sum();
-    let sets = args
-        .snmp
+    let mut cfg = scan_config(&args.snmp, args.timeout, args.retries)?;
+    cfg.port = args.port;
+    cfg.rate = args.rate;
+    let mut walk_slots = slots(args.parallel.clamp(1, 1024));
+    let origin = std::time::Instant::now();
+    let mut scan: Scan<'_, _, 65536> = Scan::new(
+        cfg,
+        addresses(&targets, &exclude),
+        &mut walk_slots,
+        Instant::from_millis(0),
+    );
+    let mut printers = 0u64;
+    let progress = progress.then_some(total);
+    drive(&mut scan, origin, progress, &mut |seen| {
+        if let Seen::Walked(addr, snap, via) = seen
+            && snap.is_printer()
+        {
+            printers += 1;
+            found(addr, snap, via);
+        }
+    })?;
+    Ok(Summary {
+        stats: scan.stats(),
+        printers,
+        elapsed: origin.elapsed(),
+        unresolved,
+    })
+}
+
+/// A scan's configuration from the SNMP options, timeout and retries
+/// (`dca scan`, `push`, `run` and `poll` alike).
+pub fn scan_config(
+    snmp: &SnmpArgs,
+    timeout_ms: u64,
+    retries: u8,
+) -> Result<ScanConfig, SweepError> {
+    let sets = snmp
         .credentials_cached()
         .map_err(SweepError::BadCredentials)?;
     let mut list = heapless::Vec::new();
@@ -260,24 +299,39 @@ fn run(
         list.push(c)
             .map_err(|_| SweepError::BadCredentials("at most 8 credential sets".into()))?;
     }
-    let mut cfg = ScanConfig::with_credentials(list, args.port);
-    // Unguessable request-ids (SNMPv3 msgIDs) and salts, new each sweep.
+    let mut cfg = ScanConfig::with_credentials(list, 161);
+    // Unguessable request-ids (SNMPv3 msgIDs) and salts, new each time.
     cfg.seed = u64::from_le_bytes(crate::cloud_session::random());
-    cfg.probe_timeout = Duration::from_millis(args.timeout);
-    cfg.probe_retries = args.retries;
-    cfg.rate = args.rate;
-    cfg.walk.timeout = Duration::from_millis(args.timeout);
-    cfg.walk.retries = args.retries.max(1);
+    cfg.probe_timeout = Duration::from_millis(timeout_ms);
+    cfg.probe_retries = retries;
+    cfg.walk.timeout = Duration::from_millis(timeout_ms);
+    cfg.walk.retries = retries.max(1);
+    Ok(cfg)
+}
+
+/// What the scan found out about one device.
+pub enum Seen<'a> {
+    /// Walked (printer or not), with the credential set it answered.
+    Walked(SocketAddr, &'a Snapshot, &'a Via),
+    /// It answered the probe, then its walk failed with every set left.
+    Failed(WalkError),
+}
+
+/// Runs a scan to its end over one UDP socket (dual-stack where the host
+/// has IPv6), telling `seen` about each device; with `progress` (the
+/// number of addresses), a progress line on stderr.
+pub fn drive<I: Iterator<Item = std::net::IpAddr>, const PROBES: usize, const SLOTS: usize>(
+    scan: &mut Scan<'_, I, PROBES, SLOTS>,
+    origin: std::time::Instant,
+    progress: Option<u64>,
+    seen: &mut dyn FnMut(Seen<'_>),
+) -> Result<(), SweepError> {
     let socket =
         socket().map_err(|e| SweepError::System(format!("cannot open a UDP socket: {e}")))?;
     let v6 = socket.local_addr().is_ok_and(|a| a.is_ipv6());
-    let mut walk_slots = slots(args.parallel.clamp(1, 1024));
-    let origin = std::time::Instant::now();
     let now = || Instant::from_millis(origin.elapsed().as_millis() as u64);
-    let mut scan: Scan<'_, _, 65536> =
-        Scan::new(cfg, addresses(&targets, &exclude), &mut walk_slots, now());
     let (mut out, mut inp) = ([0u8; 1500], vec![0u8; 65535]);
-    let mut printers = 0u64;
+    let mut walked = 0u64;
     let mut last_progress = origin;
     loop {
         scan.handle_timeout(now());
@@ -299,25 +353,26 @@ fn run(
             busy = true;
         }
         while let Some(event) = scan.poll_event() {
-            let Event::Walked { slot } = event else {
-                continue;
-            };
-            let via = scan.credentials_of(slot).map(|(i, c, v)| Via::of(i, c, v));
-            if let Some((addr, snap)) = scan.take_snapshot(slot)
-                && snap.is_printer()
-                && let Some(via) = via
-            {
-                printers += 1;
-                found(addr, &snap, &via);
+            match event {
+                Event::Walked { slot } => {
+                    let via = scan.walk_of(slot).map(|(i, c, w)| Via::of(i, c, w));
+                    if let (Some((addr, snap)), Some(via)) = (scan.finish_walk(slot), via) {
+                        walked += 1;
+                        seen(Seen::Walked(addr, snap, &via));
+                    }
+                }
+                Event::WalkFailed(_, e) => seen(Seen::Failed(e)),
             }
         }
         if scan.is_finished() {
             break;
         }
-        if progress && last_progress.elapsed() > std::time::Duration::from_millis(200) {
+        if let Some(total) = progress
+            && last_progress.elapsed() > std::time::Duration::from_millis(200)
+        {
             let s = scan.stats();
             eprint!(
-                "\rprobed {}/{total}  answered {}  printers {printers}   ",
+                "\rprobed {}/{total}  answered {}  walked {walked}   ",
                 s.probed, s.answered
             );
             last_progress = std::time::Instant::now();
@@ -335,13 +390,8 @@ fn run(
             }
         }
     }
-    if progress {
+    if progress.is_some() {
         eprint!("\r");
     }
-    Ok(Summary {
-        stats: scan.stats(),
-        printers,
-        elapsed: origin.elapsed(),
-        unresolved,
-    })
+    Ok(())
 }
