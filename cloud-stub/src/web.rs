@@ -133,7 +133,8 @@ pub fn utc(ms: i64) -> String {
     )
 }
 
-/// A supply's bar colour: red when low or empty, else its colorant's, named
+/// A supply's bar colour: red when low or empty (a receptacle: almost full
+/// or full), else its colorant's, named
 /// by the colorant or, when the device gives none, by the description.
 fn bar_colour(colorant: &str, description: &str, state: &str) -> &'static str {
     let name = if colorant.is_empty() {
@@ -142,7 +143,7 @@ fn bar_colour(colorant: &str, description: &str, state: &str) -> &'static str {
         colorant
     };
     match (state, name.to_ascii_lowercase().as_str()) {
-        ("empty" | "low", _) => "#c0392b",
+        ("empty" | "low" | "full" | "almost_full", _) => "#c0392b",
         (_, c) if c.contains("cyan") => "#00a0c6",
         (_, c) if c.contains("magenta") => "#c6007e",
         (_, c) if c.contains("yellow") => "#e0c000",

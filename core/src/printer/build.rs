@@ -1007,4 +1007,23 @@ mod tests {
         assert_eq!(case(0, 100), (SupplyState::Empty, Some(0.0)));
         assert_eq!(case(150, 100), (SupplyState::Ok, Some(150.0)));
     }
+
+    /// A waste toner box counts the space left: none left is full (the
+    /// problem), and a consumable's "empty" would say the opposite.
+    #[test]
+    fn receptacles_are_full_not_empty() {
+        let case = |level: i32| {
+            Supply {
+                class: Some(4),
+                level: Some(level),
+                max_capacity: Some(100),
+                ..Supply::default()
+            }
+            .state()
+        };
+        assert_eq!(case(0), SupplyState::Full);
+        assert_eq!(case(5), SupplyState::AlmostFull);
+        assert_eq!(case(80), SupplyState::Ok);
+        assert_eq!(SupplyState::Full.id(), "full");
+    }
 }

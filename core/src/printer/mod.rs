@@ -91,10 +91,15 @@ pub struct Counter {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SupplyState {
     Ok,
-    /// At most 10 % remaining (for a receptacle: 10 % of its space left).
+    /// At most 10 % remaining.
     Low,
-    /// Nothing remaining (for a receptacle: full).
+    /// Nothing remaining.
     Empty,
+    /// A receptacle (waste toner, say) with at most 10 % of its space left.
+    AlmostFull,
+    /// A receptacle with no space left: the problem for a receptacle (its
+    /// level counts the space left, not the fill).
+    Full,
     /// Level -2, or a max capacity that cannot be divided by.
     Unknown,
     /// Level -3: the device only knows there is some left.
@@ -109,6 +114,8 @@ impl SupplyState {
             SupplyState::Ok => "ok",
             SupplyState::Low => "low",
             SupplyState::Empty => "empty",
+            SupplyState::AlmostFull => "almost_full",
+            SupplyState::Full => "full",
             SupplyState::Unknown => "unknown",
             SupplyState::SomeRemaining => "some_remaining",
             SupplyState::Unlimited => "unlimited",
@@ -144,8 +151,27 @@ pub struct Supply {
     pub(crate) device: u32,
 }
 
+/// PrtMarkerSuppliesClassTC receptacleThatIsFilled.
+const RECEPTACLE: i32 = 4;
+
 impl Supply {
+    /// Whether this is a receptacle (waste toner, waste ink...): its level
+    /// is the space left, so little space is the problem, not little level.
+    pub fn is_receptacle(&self) -> bool {
+        self.class == Some(RECEPTACLE)
+    }
+
     pub fn state(&self) -> SupplyState {
+        let state = self.consumable_state();
+        match (self.is_receptacle(), state) {
+            (true, SupplyState::Empty) => SupplyState::Full,
+            (true, SupplyState::Low) => SupplyState::AlmostFull,
+            _ => state,
+        }
+    }
+
+    /// The state by the consumables' rule (level left of max capacity).
+    fn consumable_state(&self) -> SupplyState {
         if self.correction == Some(Correction::BrotherCode) {
             return match self.reported_level {
                 Some(0) => SupplyState::Ok,

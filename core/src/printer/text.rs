@@ -5,7 +5,10 @@
 //! prefix (`01 15` for Roman-8, `FD E8` for UTF-8). The strategy, in order:
 //!
 //! 1. strip an HP symbol-set prefix when the caller says the string comes
-//!    from HP's private tree ([`Origin::HpPrivate`]);
+//!    from HP's private tree ([`Origin::HpPrivate`]); and strip `FD E8`
+//!    (UTF-8 follows) from any string whose rest is valid UTF-8: HP puts
+//!    it on standard strings too (supply descriptions), and no real text
+//!    starts with "ýè" followed by UTF-8;
 //! 2. decode UTF-16 when the octets start with a byte-order mark, or look
 //!    like UTF-16 (even length, every other octet zero);
 //! 3. otherwise take the octets as UTF-8 if they are valid UTF-8;
@@ -43,7 +46,7 @@ impl<const N: usize> Text<N> {
         let mut t = Self::default();
         let body = match origin {
             Origin::HpPrivate => strip_hp_prefix(raw),
-            Origin::Standard => raw,
+            Origin::Standard => strip_utf8_prefix(raw),
         };
         decode_into(body, &mut t.text, &mut t.truncated);
         t
@@ -84,6 +87,15 @@ impl<const N: usize> Text<N> {
 fn strip_hp_prefix(raw: &[u8]) -> &[u8] {
     match raw {
         [0x01, 0x15, rest @ ..] | [0xfd, 0xe8, rest @ ..] => rest,
+        _ => raw,
+    }
+}
+
+/// HP's "UTF-8 follows" prefix, on a standard string: stripped when what
+/// follows is UTF-8 (else the octets may be Latin-1 text after all).
+fn strip_utf8_prefix(raw: &[u8]) -> &[u8] {
+    match raw {
+        [0xfd, 0xe8, rest @ ..] if core::str::from_utf8(trim_trailing_nuls(rest)).is_ok() => rest,
         _ => raw,
     }
 }
@@ -196,6 +208,25 @@ mod tests {
         assert_eq!(
             Text::<32>::new(raw, Origin::Standard).as_str(),
             "  VNCRC48198"
+        );
+    }
+
+    /// HP's "UTF-8 follows" prefix on a standard string (a supply's
+    /// description), which read as Latin-1 gave "ýèBlack Cartridge HP 58A".
+    #[test]
+    fn hp_utf8_prefix_is_stripped_from_standard_strings() {
+        assert_eq!(
+            Text::<64>::new(b"\xfd\xe8Black Cartridge HP 58A\0\0", Origin::Standard).as_str(),
+            "Black Cartridge HP 58A"
+        );
+        assert_eq!(
+            Text::<64>::new("\u{fd}\u{e8}".as_bytes(), Origin::Standard).as_str(),
+            "ýè"
+        );
+        // Not followed by UTF-8: the octets are Latin-1 text.
+        assert_eq!(
+            Text::<64>::new(b"\xfd\xe8\xe9t\xe9", Origin::Standard).as_str(),
+            "ýèété"
         );
     }
 

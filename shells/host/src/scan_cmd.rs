@@ -3,7 +3,7 @@
 
 use crate::snapshot_json::to_json;
 use crate::sweep::{self, SweepArgs, SweepError};
-use dca_core::printer::Snapshot;
+use dca_core::printer::{Snapshot, SupplyState};
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
@@ -16,12 +16,28 @@ pub struct ScanArgs {
     pub(crate) json: bool,
 }
 
+/// The consumable with the least left, and any receptacle (waste toner)
+/// that is full or nearly: a receptacle's level is the space left, so its
+/// 0 % is not a low supply but a full box.
 fn lowest_supply(s: &Snapshot) -> String {
-    s.supplies
+    let lowest = s
+        .supplies
         .iter()
+        .filter(|x| !x.is_receptacle())
         .filter_map(|x| x.percent().map(|p| (p, x.description.as_str())))
         .min_by(|a, b| a.0.total_cmp(&b.0))
-        .map_or_else(|| "-".to_string(), |(p, d)| format!("{p:.0}% {d}"))
+        .map(|(p, d)| format!("{p:.0}% {d}"));
+    let full = s.supplies.iter().filter_map(|x| match x.state() {
+        SupplyState::Full => Some(format!("{} full", x.description.as_str())),
+        SupplyState::AlmostFull => Some(format!("{} almost full", x.description.as_str())),
+        _ => None,
+    });
+    let parts: Vec<String> = lowest.into_iter().chain(full).collect();
+    if parts.is_empty() {
+        "-".to_string()
+    } else {
+        parts.join("; ")
+    }
 }
 
 pub fn run(args: &ScanArgs) -> ExitCode {
@@ -36,6 +52,9 @@ pub fn run(args: &ScanArgs) -> ExitCode {
     let _ = stdout.flush();
     drop(stdout);
     let json = args.json;
+    // The table is printed sorted by address once the sweep ends (answers
+    // arrive in any order); JSON lines go out as printers are walked.
+    let mut rows: Vec<(std::net::SocketAddr, String)> = Vec::new();
     let mut print = |addr: std::net::SocketAddr, snap: &Snapshot, via: &sweep::Via| {
         let line = if json {
             let mut v = to_json(Some(&addr.to_string()), snap);
@@ -55,9 +74,20 @@ pub fn run(args: &ScanArgs) -> ExitCode {
                 one_line(&lowest_supply(snap))
             )
         };
-        let _ = writeln!(std::io::stdout().lock(), "{line}");
+        if json {
+            let _ = writeln!(std::io::stdout().lock(), "{line}");
+        } else {
+            rows.push((addr, line));
+        }
     };
-    match sweep::sweep(&args.sweep, std::io::stderr().is_terminal(), &mut print) {
+    let result = sweep::sweep(&args.sweep, std::io::stderr().is_terminal(), &mut print);
+    rows.sort_by_key(|(addr, _)| (addr.ip(), addr.port()));
+    let mut stdout = std::io::stdout().lock();
+    for (_, line) in &rows {
+        let _ = writeln!(stdout, "{line}");
+    }
+    drop(stdout);
+    match result {
         Ok(s) => {
             let keys = dca_core::snmp::usm::localizations();
             if keys > 0 {
@@ -108,4 +138,36 @@ fn peak_memory() -> Option<u64> {
         .nth(1)?
         .parse()
         .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dca_core::printer::{Supply, Text};
+
+    fn supply(description: &str, class: i32, level: i32) -> Supply {
+        let mut s = Supply::default();
+        s.description = Text::from_str_lossy(description);
+        s.class = Some(class);
+        s.level = Some(level);
+        s.max_capacity = Some(100);
+        s
+    }
+
+    /// A waste toner box with no space left is not the "lowest supply" at
+    /// 0 %: it is full, said as such beside the lowest consumable.
+    #[test]
+    fn a_full_receptacle_is_not_the_lowest_supply() {
+        let mut s = Snapshot::default();
+        let _ = s.supplies.push(supply("Black Cartridge", 3, 40));
+        let _ = s.supplies.push(supply("Waste Toner Box", 4, 0));
+        let _ = s.supplies.push(supply("Cyan Cartridge", 3, 60));
+        assert_eq!(
+            lowest_supply(&s),
+            "40% Black Cartridge; Waste Toner Box full"
+        );
+        let mut s = Snapshot::default();
+        let _ = s.supplies.push(supply("Waste Toner Box", 4, 90));
+        assert_eq!(lowest_supply(&s), "-");
+    }
 }

@@ -243,6 +243,26 @@ fn scan_finds_exactly_the_printers_of_the_map() {
             && summary.contains(&format!("{} printers", printers.len())),
         "{summary}"
     );
+    // The table lists the same printers, sorted by address (answers
+    // arrive in any order).
+    let table = dca(&[
+        "scan",
+        "--port",
+        "1161",
+        "127.26.0.0/24",
+        "--timeout",
+        "200",
+    ]);
+    assert!(table.status.success());
+    let rows: Vec<std::net::SocketAddr> = String::from_utf8_lossy(&table.stdout)
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().next().unwrap().parse().unwrap())
+        .collect();
+    let mut sorted = rows.clone();
+    sorted.sort();
+    assert_eq!(rows, sorted);
+    assert_eq!(rows.len(), printers.len());
     // Exclusions are not probed.
     let (found, summary) = scanned(&[
         "127.26.0.0/24",
