@@ -146,7 +146,16 @@ fn value(v: &Value<'_>) -> String {
         Value::Unknown { tag, content } => format!("tag 0x{tag:02x}: {}", hex(content)),
         Value::ObjectId(o) => format!("OID: {o}"),
         Value::IpAddress(a) => format!("IpAddress: {}.{}.{}.{}", a[0], a[1], a[2], a[3]),
-        other => format!("{other:?}"),
+        // net-snmp's words for the rest, never a debug form.
+        Value::Integer(i) => format!("INTEGER: {i}"),
+        Value::Null => "NULL".into(),
+        Value::Counter32(c) => format!("Counter32: {c}"),
+        Value::Gauge32(g) => format!("Gauge32: {g}"),
+        Value::TimeTicks(t) => format!("Timeticks: ({t})"),
+        Value::Counter64(c) => format!("Counter64: {c}"),
+        Value::NoSuchObject => "No Such Object available on this agent at this OID".into(),
+        Value::NoSuchInstance => "No Such Instance currently exists at this OID".into(),
+        Value::EndOfMibView => "No more variables left in this MIB View".into(),
     }
 }
 
@@ -186,5 +195,18 @@ mod tests {
             text.contains("varbind 1: integer with no content octets"),
             "{text}"
         );
+    }
+
+    /// Values in net-snmp's words, never a debug form like `Counter32(5)`.
+    #[test]
+    fn values_are_written_as_net_snmp_writes_them() {
+        assert_eq!(value(&Value::Integer(-2)), "INTEGER: -2");
+        assert_eq!(value(&Value::Counter32(5)), "Counter32: 5");
+        assert_eq!(
+            value(&Value::Counter64(1 << 40)),
+            "Counter64: 1099511627776"
+        );
+        assert_eq!(value(&Value::TimeTicks(42)), "Timeticks: (42)");
+        assert!(value(&Value::EndOfMibView).starts_with("No more variables"));
     }
 }

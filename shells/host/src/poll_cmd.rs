@@ -186,6 +186,19 @@ pub fn run(args: &PollArgs) -> ExitCode {
     }
 }
 
+/// A level or capacity in the words of the JSON contract: RFC 3805's
+/// special values by name, never a debug form.
+fn amount(v: Option<i32>) -> String {
+    match v {
+        None => "-".into(),
+        Some(n) if n >= 0 => n.to_string(),
+        Some(-1) => "unlimited".into(),
+        Some(-2) => "unknown".into(),
+        Some(-3) => "some_remaining".into(),
+        Some(_) => "other".into(),
+    }
+}
+
 /// The snapshot for a person to read.
 fn readable(address: &SocketAddr, s: &Snapshot) -> String {
     use std::fmt::Write as _;
@@ -220,10 +233,10 @@ fn readable(address: &SocketAddr, s: &Snapshot) -> String {
     for t in &s.trays {
         let _ = writeln!(
             out,
-            "  tray     {:<40} {:?}/{:?}",
+            "  tray     {:<40} {} of {}",
             t.name.as_str(),
-            t.level,
-            t.max_capacity
+            amount(t.level),
+            amount(t.max_capacity)
         );
     }
     for a in &s.alerts {
@@ -267,5 +280,34 @@ mod tests {
         assert_eq!(resolve("localhost:1161", 161).unwrap().port(), 1161);
         assert!(resolve("127.1.0.5:99999", 161).is_err());
         assert!(resolve("fe80::1:x:2", 161).is_err());
+    }
+
+    use dca_core::printer::{Text, Tray};
+
+    fn tray(name: &str, level: Option<i32>, max: Option<i32>) -> Tray {
+        let mut t = Tray::default();
+        t.name = Text::from_str_lossy(name);
+        t.level = level;
+        t.max_capacity = max;
+        t
+    }
+
+    /// Trays read "181 of 550", "unknown of unknown": never `Some(181)`.
+    #[test]
+    fn trays_are_written_in_words() {
+        let mut s = Snapshot::default();
+        let _ = s.trays.push(tray("Tray 1", Some(181), Some(550)));
+        let _ = s.trays.push(tray("Auto Select", Some(-2), Some(-2)));
+        let _ = s.trays.push(tray("Manual Feed", Some(-3), Some(-1)));
+        let _ = s.trays.push(tray("Bypass", None, Some(-7)));
+        let text = readable(&"127.0.0.1:161".parse().unwrap(), &s);
+        assert!(
+            text.contains("Tray 1") && text.contains("181 of 550"),
+            "{text}"
+        );
+        assert!(text.contains("unknown of unknown"), "{text}");
+        assert!(text.contains("some_remaining of unlimited"), "{text}");
+        assert!(text.contains("- of other"), "{text}");
+        assert!(!text.contains("Some(") && !text.contains("None"), "{text}");
     }
 }
