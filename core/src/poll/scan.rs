@@ -159,6 +159,11 @@ pub struct Scan<'s, I: Iterator<Item = IpAddr>, const PROBES: usize, const SLOTS
     /// so every answer finds room.
     waiting: Deque<(SocketAddr, u8), PROBES>,
     slots: &'s mut [WalkSlot],
+    /// Probes in flight and busy slots per bucket of their addresses: a
+    /// datagram from an address whose bucket is empty is nobody's, and is
+    /// dropped at once instead of being searched for (a flood of stray
+    /// datagrams must not cost a search of every probe each).
+    expected: [u32; PROBES],
     events: Deque<Event, SLOTS>,
     next_probe_at: Instant,
     window_start: Instant,
@@ -194,6 +199,7 @@ impl<'s, I: Iterator<Item = IpAddr>, const PROBES: usize, const SLOTS: usize>
             pending: 0,
             waiting: Deque::new(),
             slots,
+            expected: [0; PROBES],
             events: Deque::new(),
             next_probe_at: now,
             window_start: now,
@@ -242,6 +248,7 @@ impl<'s, I: Iterator<Item = IpAddr>, const PROBES: usize, const SLOTS: usize>
             .busy_mut()
             .filter(|w| w.walker.state() == WalkState::Done)?;
         w.busy = false;
+        expect(&mut self.expected, w.addr, false);
         Some((w.addr, w.builder.finish_in_place()))
     }
 
@@ -298,9 +305,11 @@ impl<'s, I: Iterator<Item = IpAddr>, const PROBES: usize, const SLOTS: usize>
             expires: now,
             to_send: datagrams_per_attempt(&self.cfg.credentials, 0),
         };
+        let addr = probe.addr;
         if self.probes.push(probe).is_err() {
             return None;
         }
+        expect(&mut self.expected, addr, true);
         self.pending = self.pending.saturating_add(1);
         self.stats.probed = self.stats.probed.saturating_add(1);
         if self.cfg.rate > 0 {
@@ -368,6 +377,7 @@ impl<'s, I: Iterator<Item = IpAddr>, const PROBES: usize, const SLOTS: usize>
             };
             slot.busy = true;
             slot.addr = addr;
+            expect(&mut self.expected, addr, true);
             Self::start_walk(&self.cfg, i, slot, credential, now);
         }
     }
@@ -392,6 +402,10 @@ impl<'s, I: Iterator<Item = IpAddr>, const PROBES: usize, const SLOTS: usize>
     /// A datagram from `from` (changed in place: v3 answers are checked
     /// and decrypted where they lie).
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &mut [u8]) {
+        if !expecting(&self.expected, from) {
+            self.stats.ignored = self.stats.ignored.saturating_add(1);
+            return;
+        }
         if let Some((i, w)) = self
             .slots
             .iter_mut()
@@ -434,6 +448,7 @@ impl<'s, I: Iterator<Item = IpAddr>, const PROBES: usize, const SLOTS: usize>
         if p.to_send > 0 {
             self.pending = self.pending.saturating_sub(1);
         }
+        expect(&mut self.expected, p.addr, false);
         self.stats.answered = self.stats.answered.saturating_add(1);
         // Room is guaranteed by start_probe's bound.
         let _ = self.waiting.push_back((p.addr, p.credential));
@@ -468,6 +483,7 @@ impl<'s, I: Iterator<Item = IpAddr>, const PROBES: usize, const SLOTS: usize>
                 if let Some(s) = self.slots.get_mut(i) {
                     s.busy = false;
                 }
+                expect(&mut self.expected, addr, false);
                 self.stats.failed = self.stats.failed.saturating_add(1);
                 self.push_event(Event::WalkFailed(addr, e));
             }
@@ -511,6 +527,9 @@ impl<'s, I: Iterator<Item = IpAddr>, const PROBES: usize, const SLOTS: usize>
                 }
             }
             let before = self.probes.len();
+            for p in self.probes.iter().filter(|p| p.to_send == GONE) {
+                expect(&mut self.expected, p.addr, false);
+            }
             self.probes.retain(|p| p.to_send != GONE);
             let gone = before.saturating_sub(self.probes.len());
             self.stats.unreachable = self.stats.unreachable.saturating_add(gone as u64);
@@ -527,6 +546,41 @@ impl<'s, I: Iterator<Item = IpAddr>, const PROBES: usize, const SLOTS: usize>
         }
         self.fill_slots(now);
     }
+}
+
+/// The bucket of `addr` in [`Scan`]'s `expected` table.
+fn bucket(addr: SocketAddr, buckets: usize) -> usize {
+    let ip = match addr.ip() {
+        IpAddr::V4(a) => u64::from(u32::from(a)),
+        IpAddr::V6(a) => {
+            let n = u128::from(a);
+            (n as u64) ^ ((n >> 64) as u64)
+        }
+    };
+    let h = crate::mix::mix(ip ^ (u64::from(addr.port()) << 48));
+    usize::try_from(h)
+        .unwrap_or(0)
+        .checked_rem(buckets)
+        .unwrap_or(0)
+}
+
+/// Counts `addr` in or out of the expected table.
+fn expect(expected: &mut [u32], addr: SocketAddr, coming: bool) {
+    let b = bucket(addr, expected.len());
+    if let Some(n) = expected.get_mut(b) {
+        *n = if coming {
+            n.saturating_add(1)
+        } else {
+            n.saturating_sub(1)
+        };
+    }
+}
+
+/// Whether anything in flight may have come from `addr`.
+fn expecting(expected: &[u32], addr: SocketAddr) -> bool {
+    expected
+        .get(bucket(addr, expected.len()))
+        .is_some_and(|n| *n > 0)
 }
 
 /// Datagrams a probe of credential set `c` sends per attempt.
@@ -577,11 +631,18 @@ mod tests {
         Some(out)
     }
 
-    /// More devices than probes in flight and walk slots: every device that
-    /// answers is walked, none is lost in between.
-    #[test]
-    fn no_answered_device_is_lost() {
-        let targets = [Target::parse("10.9.0.1-10.9.0.100").unwrap()];
+    /// Runs a scan of `targets` (4 walk slots, 16 probes) to its end,
+    /// bounded: devices for which `silent` holds never answer, and before
+    /// each round's answers `strays` datagrams arrive from addresses
+    /// nothing was sent to, plus one of garbage from each answering device.
+    /// Returns the stats, the walks taken and the strays sent.
+    #[allow(clippy::arithmetic_side_effects)] // test arithmetic, small numbers
+    fn run(
+        targets: &str,
+        silent: impl Fn(&SocketAddr) -> bool,
+        strays: u32,
+    ) -> (ScanStats, u64, u64) {
+        let targets = [Target::parse(targets).unwrap()];
         let mut slot_table: StdVec<WalkSlot> = (0..4).map(|_| WalkSlot::new()).collect();
         let mut scan: Scan<'_, _, 16> = Scan::new(
             ScanConfig::new(&[b"public"], 161),
@@ -590,15 +651,28 @@ mod tests {
             Instant::from_millis(0),
         );
         let mut buf = [0u8; 1500];
-        let mut walked = 0;
-        // Bounded: 100 devices need far fewer rounds than this.
-        for round in 0..10_000u64 {
-            let now = Instant::from_millis(round);
+        let (mut walked, mut sent_strays) = (0u64, 0u64);
+        for round in 0..20_000u64 {
+            let now = Instant::from_millis(round * 10);
             let mut sent = StdVec::new();
             while let Some((to, n)) = scan.poll_transmit(now, &mut buf) {
                 sent.push((to, buf[..n].to_vec()));
             }
+            for i in 0..strays {
+                let from =
+                    SocketAddr::new(IpAddr::V4(core::net::Ipv4Addr::from(0x0a08_0000 + i)), 161);
+                let mut junk = [0x30, 0x03, 0x02, 0x01, (i & 0x7f) as u8];
+                scan.handle_datagram(now, from, &mut junk);
+                sent_strays += 1;
+            }
             for (to, req) in sent {
+                if silent(&to) {
+                    continue;
+                }
+                if strays > 0 {
+                    scan.handle_datagram(now, to, &mut [0xff, 0x00]);
+                    sent_strays += 1;
+                }
                 if let Some(mut resp) = answer(&req) {
                     scan.handle_datagram(now, to, &mut resp);
                 }
@@ -611,15 +685,41 @@ mod tests {
                 }
             }
             if scan.is_finished() {
-                break;
+                return (scan.stats(), walked, sent_strays);
             }
         }
-        let s = scan.stats();
+        panic!("the scan did not end: {:?}", scan.stats());
+    }
+
+    /// More devices than probes in flight and walk slots: every device that
+    /// answers is walked, none is lost in between.
+    #[test]
+    fn no_answered_device_is_lost() {
+        let (s, walked, _) = run("10.9.0.1-10.9.0.100", |_| false, 0);
         assert_eq!(
             (s.probed, s.answered, s.walked, walked),
             (100, 100, 100, 100),
             "{s:?}"
         );
-        assert!(scan.is_finished());
+    }
+
+    /// A flood of stray datagrams (from addresses nothing was sent to, and
+    /// garbage from the devices themselves) between the answers: every
+    /// device that answers is still walked, the silent ones still time
+    /// out, and every stray is counted as ignored.
+    #[test]
+    fn a_flood_of_strays_changes_nothing() {
+        // Addresses ending in 0 (mod 10) never answer.
+        let silent = |to: &SocketAddr| match to.ip() {
+            IpAddr::V4(a) => a.octets()[3] % 10 == 0,
+            IpAddr::V6(_) => false,
+        };
+        let (s, walked, strays) = run("10.9.0.1-10.9.0.60", silent, 200);
+        assert_eq!(
+            (s.probed, s.answered, s.walked, walked, s.unreachable),
+            (60, 54, 54, 54, 6),
+            "{s:?}"
+        );
+        assert!(s.ignored >= strays, "{s:?} {strays}");
     }
 }

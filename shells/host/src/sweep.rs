@@ -309,6 +309,9 @@ pub fn scan_config(
     Ok(cfg)
 }
 
+/// Datagrams read per turn of the loop at most.
+const RECEIVE_BURST: usize = 512;
+
 /// What the scan found out about one device.
 pub enum Seen<'a> {
     /// Walked (printer or not), with the credential set it answered.
@@ -348,7 +351,12 @@ pub fn drive<I: Iterator<Item = std::net::IpAddr>, const PROBES: usize, const SL
             busy = true;
         }
         let _ = socket.set_nonblocking(true);
-        while let Ok((n, from)) = socket.recv_from(&mut inp) {
+        // At most a burst per turn: under a flood of datagrams the loop
+        // must still come round to the timeouts and the sends.
+        for _ in 0..RECEIVE_BURST {
+            let Ok((n, from)) = socket.recv_from(&mut inp) else {
+                break;
+            };
             scan.handle_datagram(now(), incoming(from), &mut inp[..n]);
             busy = true;
         }
