@@ -72,10 +72,6 @@ impl Envelope {
         }
     }
 
-    pub(crate) fn credentials(&self) -> &Credentials {
-        &self.credentials
-    }
-
     pub(crate) fn version(&self) -> Version {
         self.version
     }

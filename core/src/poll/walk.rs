@@ -314,11 +314,6 @@ impl Walker {
         self.envelope.version()
     }
 
-    /// The credentials this walk uses.
-    pub fn credentials(&self) -> &Credentials {
-        self.envelope.credentials()
-    }
-
     /// Times the device's SNMPv3 engine rebooted during the walk (its
     /// boots count went up), each followed by the walk.
     #[cfg(feature = "usm")]

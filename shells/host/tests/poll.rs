@@ -2,11 +2,14 @@
 //! polled over UDP equals the one built in-process from its recording, and
 //! failures end with the documented exit codes.
 
+mod support;
+
 use dca_core::snmprec;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
+use support::dca;
 
 fn corpus() -> PathBuf {
     std::env::var_os("DCA_CORPUS")
@@ -81,15 +84,6 @@ fn start_sim_with(bind: &str, source: &[&str]) -> Sim {
         })
         .collect();
     Sim(child, devices)
-}
-
-fn dca(args: &[&str]) -> std::process::Output {
-    Command::new("timeout")
-        .arg("60")
-        .arg(env!("CARGO_BIN_EXE_dca"))
-        .args(args)
-        .output()
-        .unwrap()
 }
 
 #[test]
