@@ -23,7 +23,7 @@ use dca_core::sync::reading::{self, Reading};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 
 const DEVICES: usize = 1_000;
@@ -268,10 +268,7 @@ fn main() {
     let mut store = Store::open(&db).unwrap();
     let (_, auth) = enrolled(&mut store);
     let identity = tls::identity(None, None, &dir, &["127.0.0.1".into()]).unwrap();
-    let shared = Arc::new(Shared {
-        store: Mutex::new(store),
-        operator_authorization: String::new(),
-    });
+    let shared = Arc::new(Shared::new(store, String::new()));
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -2,7 +2,12 @@
 //! and its benchmark: the HTTPS server, the SQLite store, the sync exchange,
 //! the web page and the operator's reports.
 
+pub mod audit;
 pub mod exchange;
+pub mod guard;
+mod integrity;
+pub mod limits;
+pub mod logline;
 pub mod report;
 pub mod secret;
 pub mod server;

@@ -4,6 +4,7 @@
 //! storage, a read-only web page and JSON API for people, and the operator
 //! commands that create enrollment tokens and tasks.
 
+use dca_cloud::limits::Limits;
 use dca_cloud::{report, secret, server, store, tls, web};
 
 use base64::Engine;
@@ -11,7 +12,7 @@ use clap::{Parser, Subcommand};
 use dca_core::sync::message::TaskKind;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use store::{Scope, Store};
 
 #[derive(Parser)]
@@ -51,13 +52,20 @@ enum Command {
         /// How often agents call for tasks, in seconds (told in `welcome`).
         #[arg(long, default_value_t = dca_cloud::store::DEFAULT_POLL_INTERVAL_S)]
         poll_interval: u32,
+        /// Connections held at once; past it new ones are closed at accept.
+        #[arg(long, default_value_t = Limits::default().max_connections)]
+        max_connections: usize,
+        /// Connections held at once from one source address.
+        #[arg(long, default_value_t = Limits::default().max_per_address)]
+        max_per_address: usize,
     },
     /// Enrollment tokens.
     Token {
         #[command(subcommand)]
         command: TokenCommand,
     },
-    /// Every device, with its latest page counts.
+    /// Every device, with its billing page counts, and the open identity
+    /// conflicts.
     Devices {
         #[arg(long)]
         db: PathBuf,
@@ -65,11 +73,25 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Every counter value stored for one device (key, id or serial).
+    /// Counter values stored for one device, a page at a time (newest
+    /// page first, oldest value first within it).
     Readings {
+        /// The device: id:N, key:KEY, serial:SERIAL, or bare (a name that
+        /// fits several devices lists them instead).
         device: String,
         #[arg(long)]
         db: PathBuf,
+        /// Values per page (at most 5000).
+        #[arg(long, default_value_t = report::DEFAULT_PAGE)]
+        limit: usize,
+        /// The page before this reading id (printed at the end of a page).
+        #[arg(long)]
+        before: Option<i64>,
+    },
+    /// Identity conflicts of devices.
+    Conflict {
+        #[command(subcommand)]
+        command: ConflictCommand,
     },
     /// Tasks for agents.
     Task {
@@ -89,6 +111,18 @@ enum TokenCommand {
     Create {
         #[arg(long)]
         customer: String,
+        #[arg(long)]
+        db: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConflictCommand {
+    /// Accept what a device's open conflicts held back (a counter reset
+    /// after a board swap, a new network card, another agent): the flagged
+    /// readings become its billing counters.
+    Resolve {
+        id: i64,
         #[arg(long)]
         db: PathBuf,
     },
@@ -150,7 +184,25 @@ fn run(cli: Cli) -> Result<(), String> {
             tls_dir,
             names,
             poll_interval,
-        } => serve(&listen, &db, cert, key, tls_dir, &names, poll_interval),
+            max_connections,
+            max_per_address,
+        } => {
+            let limits = Limits {
+                max_connections: max_connections.max(1),
+                max_per_address: max_per_address.max(1),
+                ..Limits::default()
+            };
+            serve(
+                &listen,
+                &db,
+                cert,
+                key,
+                tls_dir,
+                &names,
+                poll_interval,
+                limits,
+            )
+        }
         Command::Token {
             command: TokenCommand::Create { customer, db },
         } => {
@@ -185,21 +237,95 @@ fn run(cli: Cli) -> Result<(), String> {
                 );
             }
             println!("{} devices", devices.len());
+            let conflicts: Vec<_> = devices
+                .iter()
+                .flat_map(|d| d.conflicts.iter().map(move |c| (d, c)))
+                .collect();
+            if !conflicts.is_empty() {
+                println!(
+                    "{} identity conflicts (billing counters held at the last good values; accept with `dca-cloud conflict resolve ID`):",
+                    conflicts.len()
+                );
+                for (d, c) in conflicts {
+                    println!(
+                        "  conflict {} {} {} {}: {} ({} readings flagged since {})",
+                        c.id,
+                        d.customer,
+                        d.key,
+                        c.kind,
+                        c.detail,
+                        c.readings,
+                        web::utc(c.first_ms)
+                    );
+                }
+            }
             Ok(())
         }
-        Command::Readings { device, db } => {
+        Command::Readings {
+            device,
+            db,
+            limit,
+            before,
+        } => {
             let store = Store::open(&db)?;
-            let d = report::device(&store, Scope::All, &device)
-                .map_err(|e| e.to_string())?
-                .ok_or_else(|| format!("no device {device} (give its key, id or serial)"))?;
+            let d = match report::lookup(&store, Scope::All, &device).map_err(|e| e.to_string())? {
+                report::Lookup::Found(d) => d,
+                report::Lookup::Missing => {
+                    return Err(format!(
+                        "no device {device} (give id:N, key:KEY, serial:SERIAL, or its key, id or serial)"
+                    ));
+                }
+                report::Lookup::Ambiguous(all) => {
+                    let names: Vec<String> = all
+                        .iter()
+                        .map(|d| {
+                            format!(
+                                "id:{} ({} {} serial {:?})",
+                                d.id, d.customer, d.key, d.serial
+                            )
+                        })
+                        .collect();
+                    return Err(format!(
+                        "{} devices answer to {device:?}; name one: {}",
+                        all.len(),
+                        names.join(", ")
+                    ));
+                }
+            };
+            if !(1..=report::MAX_PAGE).contains(&limit) {
+                return Err(format!("--limit must be 1 to {}", report::MAX_PAGE));
+            }
             println!("{} {} {} ({})", d.key, d.vendor, d.model, d.customer);
-            for r in report::readings(&store, d.id).map_err(|e| e.to_string())? {
+            let mut rows = report::readings_page(&store, d.id, before, limit + 1)
+                .map_err(|e| e.to_string())?;
+            let more = rows.len() > limit;
+            rows.truncate(limit);
+            let next = rows.last().map(|r| r.id);
+            for r in rows.iter().rev() {
                 let at = r.at_ms.map_or_else(|| "time unknown".into(), web::utc);
                 println!(
-                    "{:>6} {:<22} {:<24} {:>12}",
-                    r.batch, at, r.counter, r.value
+                    "{:>6} {:<22} {:<24} {:>12}{}",
+                    r.batch,
+                    at,
+                    r.counter,
+                    r.value,
+                    if r.flagged {
+                        "  flagged (identity conflict)"
+                    } else {
+                        ""
+                    }
                 );
             }
+            if let (true, Some(next)) = (more, next) {
+                println!("older values: --before {next}");
+            }
+            Ok(())
+        }
+        Command::Conflict {
+            command: ConflictCommand::Resolve { id, db },
+        } => {
+            let (key, n) = Store::open(&db)?.resolve_conflict(id)?;
+            println!("device {key}: {n} conflicts resolved; its flagged readings are billed now");
             Ok(())
         }
         Command::Task {
@@ -251,6 +377,7 @@ fn run(cli: Cli) -> Result<(), String> {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn serve(
     listen: &str,
     db: &std::path::Path,
@@ -259,6 +386,7 @@ fn serve(
     tls_dir: Option<PathBuf>,
     names: &[String],
     poll_interval_s: u32,
+    limits: Limits,
 ) -> Result<(), String> {
     let mut store = Store::open(db)?;
     store.set_poll_interval_s(poll_interval_s);
@@ -291,10 +419,11 @@ fn serve(
         "Basic {}",
         base64::engine::general_purpose::STANDARD.encode(format!("operator:{password}"))
     );
-    let shared = Arc::new(server::Shared {
-        store: Mutex::new(store),
+    let shared = Arc::new(server::Shared::with_limits(
+        store,
         operator_authorization,
-    });
+        limits,
+    ));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

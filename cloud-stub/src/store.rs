@@ -15,6 +15,7 @@
 //! the operating system's randomness, and [`Store::readings_of_customer`]
 //! and [`Store::delivered`] read back what was stored.
 
+use crate::integrity;
 use crate::secret;
 use dca_core::sync::Clock;
 use dca_core::sync::batch::BatchId;
@@ -134,6 +135,25 @@ CREATE TABLE IF NOT EXISTS tasks (
     ok INTEGER,
     detail TEXT
 );
+CREATE TABLE IF NOT EXISTS conflicts (
+    id INTEGER PRIMARY KEY,
+    device_id INTEGER NOT NULL REFERENCES devices(id),
+    kind TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    agent_id TEXT NOT NULL,
+    batch_id INTEGER NOT NULL REFERENCES batches(id),
+    mac TEXT,
+    first_ms INTEGER NOT NULL,
+    last_ms INTEGER NOT NULL,
+    readings INTEGER NOT NULL,
+    resolved_ms INTEGER
+);
+CREATE INDEX IF NOT EXISTS conflicts_by_device ON conflicts (device_id, resolved_ms);
+CREATE TABLE IF NOT EXISTS suspect_readings (
+    reading_id INTEGER PRIMARY KEY REFERENCES readings(id),
+    conflict_id INTEGER NOT NULL REFERENCES conflicts(id)
+);
+CREATE INDEX IF NOT EXISTS suspect_by_conflict ON suspect_readings (conflict_id);
 CREATE TABLE IF NOT EXISTS audit (
     id INTEGER PRIMARY KEY,
     at_ms INTEGER NOT NULL,
@@ -166,6 +186,17 @@ impl From<rusqlite::Error> for Refusal {
     fn from(e: rusqlite::Error) -> Self {
         Refusal::new(503, format!("storage error: {e}"))
     }
+}
+
+/// Why credentials were refused: what the caller is told, and what the
+/// audit log records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthFailure {
+    pub refusal: Refusal,
+    /// The agent named, when it exists.
+    pub agent: Option<String>,
+    pub customer: Option<i64>,
+    pub why: String,
 }
 
 /// An authenticated agent.
@@ -218,6 +249,9 @@ pub struct Ingested {
     /// The customer held the batch already (a lost ack, a restored agent, a
     /// re-enrolled one): nothing was stored.
     pub duplicate: bool,
+    /// Readings stored flagged, held by an identity conflict of their
+    /// device (see `integrity.rs`): not billed until the operator accepts.
+    pub flagged: u32,
 }
 
 /// An enrolled agent's credentials, shown to it once.
@@ -480,6 +514,17 @@ impl Store {
         }
     }
 
+    /// Records events of no agent or customer (`(remote, event, detail)`)
+    /// in one transaction: the server's aggregated failures.
+    pub fn audit_many(&mut self, rows: &[(String, &str, String)]) -> rusqlite::Result<()> {
+        let now = self.now();
+        let tx = self.conn.transaction()?;
+        for (remote, event, detail) in rows {
+            audit_in(&tx, now, None, None, remote, event, detail)?;
+        }
+        tx.commit()
+    }
+
     fn customer_id(tx: &Transaction<'_>, name: &str, now: i64) -> rusqlite::Result<i64> {
         tx.execute(
             "INSERT INTO customers (name, created_ms) VALUES (?1, ?2) ON CONFLICT(name) DO NOTHING",
@@ -591,9 +636,29 @@ impl Store {
         authorization: Option<&str>,
         remote: &str,
     ) -> Result<Agent, Refusal> {
+        self.check_credentials(authorization).map_err(|f| {
+            self.audit(
+                f.agent.as_deref(),
+                f.customer,
+                remote,
+                "auth_refused",
+                &f.why,
+            );
+            f.refusal
+        })
+    }
+
+    /// [`Store::authenticate`] without the audit row: the server counts
+    /// failures per address and window instead (see `audit.rs`), so a
+    /// flood of wrong secrets does not become a flood of transactions.
+    pub fn check_credentials(&self, authorization: Option<&str>) -> Result<Agent, AuthFailure> {
         let refuse = |agent: Option<&str>, customer: Option<i64>, why: &str| {
-            self.audit(agent, customer, remote, "auth_refused", why);
-            Err(Refusal::new(401, "unknown agent or wrong secret"))
+            Err(AuthFailure {
+                refusal: Refusal::new(401, "unknown agent or wrong secret"),
+                agent: agent.map(str::to_string),
+                customer,
+                why: why.to_string(),
+            })
         };
         let Some((id, presented)) = authorization
             .and_then(|a| a.strip_prefix("Bearer "))
@@ -608,7 +673,13 @@ impl Store {
                 [id],
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
             )
-            .optional()?;
+            .optional()
+            .map_err(|e| AuthFailure {
+                why: format!("storage error: {e}"),
+                refusal: e.into(),
+                agent: None,
+                customer: None,
+            })?;
         match row {
             None => refuse(None, None, &format!("unknown agent {id:.40}")),
             Some((customer_id, _, Some(_), _)) => {
@@ -750,6 +821,7 @@ impl Store {
                 stored: 0,
                 skipped: 0,
                 duplicate: true,
+                flagged: 0,
             });
         }
         let batch_row: i64 = tx.query_row(
@@ -766,6 +838,7 @@ impl Store {
         )?;
         let mut stored = 0u32;
         let mut skipped = 0u32;
+        let mut flagged = 0u32;
         for (i, r) in readings.iter().enumerate() {
             let r =
                 r.map_err(|e| Refusal::new(400, format!("reading {i} of batch {batch}: {e}")))?;
@@ -785,15 +858,77 @@ impl Store {
                 continue;
             };
             let at = reading_time(&r, sent, now);
+            let key_text = key.to_string();
+            let mac = mac_text(r.mac);
+            // Does the reading fit what the device was? Checked before it is
+            // stored, against the billing counters.
+            let known = integrity::known_device(&tx, agent.customer_id, &key_text)?;
+            let mut suspicions: Vec<(&'static str, String)> = Vec::new();
+            let mut conflict = None;
+            if let Some(k) = &known {
+                if let (Some(old), Some(new)) = (&k.mac, &mac)
+                    && old != new
+                {
+                    suspicions.push((
+                        "mac_changed",
+                        format!("MAC {new} under the key where {old} was known"),
+                    ));
+                }
+                if k.agent_id != agent.id && !integrity::handover(&tx, &k.agent_id, &agent.id)? {
+                    suspicions.push((
+                        "agent_changed",
+                        format!(
+                            "reported by agent {} where agent {} reported it",
+                            agent.id, k.agent_id
+                        ),
+                    ));
+                }
+                for (name, billing, value) in integrity::backwards(&tx, k.id, &r)? {
+                    suspicions.push((
+                        "counter_backwards",
+                        format!("{name} went back from {billing} to {value}"),
+                    ));
+                }
+                conflict = integrity::open_conflict(&tx, k.id)?;
+            }
             let device = Self::upsert_device(
                 &tx,
                 agent,
                 &r,
-                &key.to_string(),
+                &key_text,
                 key.is_stable(),
                 at.unwrap_or(now),
+                conflict.is_some() || !suspicions.is_empty(),
             )?;
-            Self::insert_reading(&tx, now, agent, device, batch_row, at, &r, remote)?;
+            for (kind, detail) in &suspicions {
+                let id = integrity::raise(
+                    &tx,
+                    &integrity::Raised {
+                        device,
+                        kind,
+                        detail,
+                        agent: &agent.id,
+                        batch: batch_row,
+                        mac: mac.as_deref(),
+                        now,
+                    },
+                )?;
+                conflict.get_or_insert(id);
+                audit_in(
+                    &tx,
+                    now,
+                    Some(&agent.id),
+                    Some(agent.customer_id),
+                    remote,
+                    "identity_conflict",
+                    &format!("device {key_text} (batch {batch}): {kind}: {detail}"),
+                )?;
+            }
+            let rows = Self::insert_reading(&tx, now, agent, device, batch_row, at, &r, remote)?;
+            if let Some(c) = conflict {
+                integrity::flag(&tx, c, &rows, now)?;
+                flagged += 1;
+            }
             stored += 1;
         }
         tx.execute(
@@ -805,6 +940,7 @@ impl Store {
             stored,
             skipped,
             duplicate: false,
+            flagged,
         })
     }
 
@@ -815,18 +951,23 @@ impl Store {
         key: &str,
         stable: bool,
         seen: i64,
+        keep_identity: bool,
     ) -> rusqlite::Result<i64> {
+        // Under an identity conflict the device keeps the MAC and agent it
+        // was billed under until the operator accepts the change.
         tx.query_row(
             "INSERT INTO devices (customer_id, device_key, key_stable, vendor, serial, mac, model, firmware, sys_name, location, address, agent_id, first_seen_ms, last_seen_ms)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?13)
              ON CONFLICT (customer_id, device_key) DO UPDATE SET
-                 mac = COALESCE(excluded.mac, mac), model = excluded.model, firmware = excluded.firmware,
+                 mac = CASE WHEN ?14 THEN mac ELSE COALESCE(excluded.mac, mac) END,
+                 model = excluded.model, firmware = excluded.firmware,
                  sys_name = excluded.sys_name, location = excluded.location, address = excluded.address,
-                 agent_id = excluded.agent_id, last_seen_ms = MAX(last_seen_ms, excluded.last_seen_ms)
+                 agent_id = CASE WHEN ?14 THEN agent_id ELSE excluded.agent_id END,
+                 last_seen_ms = MAX(last_seen_ms, excluded.last_seen_ms)
              RETURNING id",
             params![
                 agent.customer_id, key, stable, r.vendor, r.serial.trim(), mac_text(r.mac), r.model, r.firmware,
-                r.sys_name, r.sys_location, r.address, agent.id, seen
+                r.sys_name, r.sys_location, r.address, agent.id, seen, keep_identity
             ],
             |row| row.get(0),
         )
@@ -842,7 +983,8 @@ impl Store {
         at: Option<i64>,
         r: &Reading<'_>,
         remote: &str,
-    ) -> rusqlite::Result<()> {
+    ) -> rusqlite::Result<Vec<i64>> {
+        let mut rows = Vec::with_capacity(r.counters.len());
         let mut counter = tx.prepare_cached(
             "INSERT INTO readings (device_id, agent_id, batch_id, at_ms, boot_id, mono_ms, counter, value) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         )?;
@@ -873,6 +1015,7 @@ impl Store {
                 c.name,
                 value
             ])?;
+            rows.push(tx.last_insert_rowid());
         }
         let mut supply = tx.prepare_cached(
             "INSERT INTO supplies (device_id, batch_id, at_ms, supply_index, description, type, colorant, level, max_capacity, percent, state, part_number)
@@ -909,7 +1052,7 @@ impl Store {
                 a.time_cs
             ])?;
         }
-        Ok(())
+        Ok(rows)
     }
 
     /// The counter values stored for customer `customer` (by name) in the
@@ -1094,6 +1237,68 @@ impl Store {
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
             .map_err(|e| e.to_string())?;
         rows.collect::<Result<_, _>>().map_err(|e| e.to_string())
+    }
+
+    /// Accepts what the open identity conflicts of conflict `id`'s device
+    /// held back (a board swap's counter reset, a new network card, a new
+    /// agent): they are resolved, their flagged readings become the billing
+    /// ones, and the device takes the MAC and agent of the latest. Returns
+    /// the device's key and how many conflicts were resolved.
+    pub fn resolve_conflict(&mut self, id: i64) -> Result<(String, usize), String> {
+        let fail = |e: rusqlite::Error| format!("cannot resolve conflict {id}: {e}");
+        let now = self.now();
+        let tx = self.conn.transaction().map_err(fail)?;
+        let found: Option<(i64, String, Option<i64>)> = tx
+            .query_row(
+                "SELECT c.device_id, d.device_key, c.resolved_ms FROM conflicts c JOIN devices d ON d.id = c.device_id WHERE c.id = ?1",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()
+            .map_err(fail)?;
+        let (device, key) = match found {
+            None => return Err(format!("no conflict {id}")),
+            Some((_, key, Some(_))) => {
+                return Err(format!("conflict {id} (device {key}) is resolved already"));
+            }
+            Some((device, key, None)) => (device, key),
+        };
+        let (agent, mac): (String, Option<String>) = tx
+            .query_row(
+                "SELECT agent_id, (SELECT mac FROM conflicts WHERE device_id = ?1 AND resolved_ms IS NULL AND mac IS NOT NULL ORDER BY last_ms DESC LIMIT 1)
+                 FROM conflicts WHERE device_id = ?1 AND resolved_ms IS NULL ORDER BY last_ms DESC, id DESC LIMIT 1",
+                [device],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .map_err(fail)?;
+        tx.execute(
+            "DELETE FROM suspect_readings WHERE conflict_id IN (SELECT id FROM conflicts WHERE device_id = ?1 AND resolved_ms IS NULL)",
+            [device],
+        )
+        .map_err(fail)?;
+        let resolved = tx
+            .execute(
+                "UPDATE conflicts SET resolved_ms = ?1 WHERE device_id = ?2 AND resolved_ms IS NULL",
+                params![now, device],
+            )
+            .map_err(fail)?;
+        tx.execute(
+            "UPDATE devices SET agent_id = ?1, mac = COALESCE(?2, mac) WHERE id = ?3",
+            params![agent, mac, device],
+        )
+        .map_err(fail)?;
+        audit_in(
+            &tx,
+            now,
+            None,
+            None,
+            "cli",
+            "conflict_resolved",
+            &format!("device {key}: {resolved} conflicts accepted (named by {id})"),
+        )
+        .map_err(fail)?;
+        tx.commit().map_err(fail)?;
+        Ok((key, resolved))
     }
 
     /// Revokes an agent: its secret stops working at once.

@@ -1,7 +1,7 @@
 //! The read-only web page at `/` and the JSON API under `/api/`, rendered on
 //! the server from the database (no build step, no script).
 
-use crate::report::{self, DeviceRow};
+use crate::report::{self, DeviceRow, Lookup};
 use crate::store::{Scope, Store};
 use serde_json::json;
 use std::fmt::Write;
@@ -32,7 +32,7 @@ fn storage_error(e: &rusqlite::Error) -> Page {
 
 /// Answers a GET of `path` for a reader limited to `scope`.
 pub fn get(store: &Store, scope: Scope, path: &str) -> Page {
-    let path = path.split('?').next().unwrap_or(path);
+    let (path, query) = path.split_once('?').unwrap_or((path, ""));
     let result = match path {
         "/" => report::customers(store, scope)
             .and_then(|c| Ok((c, report::devices(store, scope)?)))
@@ -51,29 +51,98 @@ pub fn get(store: &Store, scope: Scope, path: &str) -> Page {
         }),
         "/api/devices" => report::devices(store, scope)
             .map(|d| json_page(200, &json!(d.iter().map(DeviceRow::to_json).collect::<Vec<_>>()))),
-        _ => match path.strip_prefix("/api/devices/").and_then(|p| p.strip_suffix("/readings")) {
-            Some(which) => {
-                let which = percent_decode(which);
-                match report::device(store, scope, &which) {
-                    Ok(Some(d)) => report::readings(store, d.id).map(|rows| {
-                        json_page(
-                            200,
-                            &json!({
-                                "device": d.to_json(),
-                                "readings": rows.iter().map(|r| json!({
-                                    "batch": r.batch, "at_ms": r.at_ms, "counter": r.counter, "value": r.value,
-                                })).collect::<Vec<_>>(),
-                            }),
-                        )
-                    }),
-                    Ok(None) => Ok(not_found(&format!("device {which}"))),
-                    Err(e) => Err(e),
-                }
-            }
+        _ => match path
+            .strip_prefix("/api/devices/")
+            .and_then(|p| p.strip_suffix("/readings"))
+        {
+            Some(which) => device_readings(store, scope, &percent_decode(which), query),
             None => Ok(not_found(path)),
         },
     };
     result.unwrap_or_else(|e| storage_error(&e))
+}
+
+/// `limit` and `before` of a readings query: a page size (default
+/// [`report::DEFAULT_PAGE`], at most [`report::MAX_PAGE`]) and the row id
+/// the page ends before.
+fn page_of(query: &str) -> Result<(usize, Option<i64>), String> {
+    let mut limit = report::DEFAULT_PAGE;
+    let mut before = None;
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        match name {
+            "limit" => {
+                limit = value
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| (1..=report::MAX_PAGE).contains(n))
+                    .ok_or_else(|| {
+                        format!("limit must be 1 to {}, not {value:?}", report::MAX_PAGE)
+                    })?;
+            }
+            "before" => {
+                before = Some(
+                    value
+                        .parse::<i64>()
+                        .map_err(|_| format!("before must be a reading id, not {value:?}"))?,
+                );
+            }
+            _ => return Err(format!("unknown parameter {name:?} (limit, before)")),
+        }
+    }
+    Ok((limit, before))
+}
+
+/// `/api/devices/{name}/readings?limit=&before=`: one page, newest first,
+/// with the cursor of the next; 409 with the candidates when the name fits
+/// several devices.
+fn device_readings(
+    store: &Store,
+    scope: Scope,
+    which: &str,
+    query: &str,
+) -> rusqlite::Result<Page> {
+    let (limit, before) = match page_of(query) {
+        Ok(p) => p,
+        Err(e) => return Ok(json_page(400, &json!({ "error": e }))),
+    };
+    let d = match report::lookup(store, scope, which)? {
+        Lookup::Found(d) => d,
+        Lookup::Missing => return Ok(not_found(&format!("device {which}"))),
+        Lookup::Ambiguous(all) => {
+            return Ok(json_page(
+                409,
+                &json!({
+                    "error": format!("{} devices answer to {which:?}: name one as id:N", all.len()),
+                    "candidates": all.iter().map(|d| json!({
+                        "id": d.id, "name": format!("id:{}", d.id), "customer": d.customer,
+                        "key": d.key, "serial": d.serial,
+                    })).collect::<Vec<_>>(),
+                }),
+            ));
+        }
+    };
+    // One more than asked tells whether there is a next page.
+    let mut rows = report::readings_page(store, d.id, before, limit + 1)?;
+    let more = rows.len() > limit;
+    rows.truncate(limit);
+    let next = if more {
+        rows.last().map(|r| r.id)
+    } else {
+        None
+    };
+    Ok(json_page(
+        200,
+        &json!({
+            "device": d.to_json(),
+            "readings": rows.iter().map(|r| json!({
+                "id": r.id, "batch": r.batch, "at_ms": r.at_ms, "counter": r.counter,
+                "value": r.value, "flagged": r.flagged,
+            })).collect::<Vec<_>>(),
+            "limit": limit,
+            "next_before": next,
+        }),
+    ))
 }
 
 fn percent_decode(s: &str) -> String {
@@ -114,22 +183,10 @@ fn escape(s: &str) -> String {
 
 /// Milliseconds since the epoch as `YYYY-MM-DD HH:MM UTC`.
 pub fn utc(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    let t = dca_core::time::UtcDateTime::from_unix_secs(ms.div_euclid(1000));
     format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02} UTC",
-        rem / 3600,
-        rem % 3600 / 60
+        "{:04}-{:02}-{:02} {:02}:{:02} UTC",
+        t.year, t.month, t.day, t.hour, t.minute
     )
 }
 
@@ -180,10 +237,15 @@ td.n{text-align:right;font-variant-numeric:tabular-nums}.bar{width:120px;height:
             .map_or_else(String::new, |v| v.to_string());
         let _ = write!(
             h,
-            "<tr><td>{}</td><td>{} {}</td><td{}>{}</td><td>{}</td><td>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td>",
+            "<tr><td>{}</td><td>{} {}{}</td><td{}>{}</td><td>{}</td><td>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td>",
             escape(&d.customer),
             escape(&d.vendor),
             escape(&d.model),
+            if d.conflicts.is_empty() {
+                ""
+            } else {
+                " <span class=unstable title=\"billing counters held: see Identity conflicts\">(identity conflict)</span>"
+            },
             if d.key_stable {
                 ""
             } else {
@@ -215,7 +277,28 @@ td.n{text-align:right;font-variant-numeric:tabular-nums}.bar{width:120px;height:
         }
         h.push_str("</td></tr>");
     }
-    h.push_str("</table></body></html>\n");
+    h.push_str("</table>");
+    let conflicted: Vec<&DeviceRow> = devices.iter().filter(|d| !d.conflicts.is_empty()).collect();
+    if !conflicted.is_empty() {
+        h.push_str("<h2 class=unstable>Identity conflicts</h2><p>These devices' billing counters are held at their last good values; newer readings are stored flagged until the operator accepts them (<code>dca-cloud conflict resolve ID</code>).</p><table><tr><th>Conflict</th><th>Customer</th><th>Device</th><th>Kind</th><th>What</th><th>Flagged readings</th><th>Since</th></tr>");
+        for d in conflicted {
+            for c in &d.conflicts {
+                let _ = write!(
+                    h,
+                    "<tr class=unstable><td class=n>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=n>{}</td><td>{}</td></tr>",
+                    c.id,
+                    escape(&d.customer),
+                    escape(&d.key),
+                    escape(&c.kind),
+                    escape(&c.detail),
+                    c.readings,
+                    utc(c.first_ms)
+                );
+            }
+        }
+        h.push_str("</table>");
+    }
+    h.push_str("</body></html>\n");
     h
 }
 
