@@ -37,6 +37,10 @@ pub struct Faults {
     /// Generated printers: Counter32 page counters start just below 2^32
     /// and wrap.
     pub counter32_wrap: bool,
+    /// After each answer, this many stray datagrams to the asker's port:
+    /// stale duplicates, answers spoiled in one byte, and garbage, as a
+    /// hostile or broken host on the customer's network would send.
+    pub flood: u32,
     pub quirks: Quirks,
 }
 
@@ -89,6 +93,12 @@ impl Faults {
                 }
                 "counter32_wrap" => {
                     self.counter32_wrap = v.as_bool().ok_or_else(|| bad(key, "true or false"))?
+                }
+                "flood" => {
+                    self.flood = v
+                        .as_u64()
+                        .and_then(|n| u32::try_from(n).ok())
+                        .ok_or_else(|| bad(key, "a count of datagrams"))?
                 }
                 "quirks" => {
                     let names = v

@@ -272,6 +272,9 @@ struct FaultArgs {
     /// Generated printers' Counter32 page counters wrap.
     #[arg(long)]
     counter32_wrap: bool,
+    /// After each answer, send this many stray datagrams to the asker's port.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    flood: u32,
     /// Quirky encodings: unsigned-without-zero, long-lengths, padded-integers.
     #[arg(long = "quirk", value_name = "QUIRK")]
     quirks: Vec<String>,
@@ -314,6 +317,7 @@ impl FaultArgs {
             malformed: self.malformed,
             counters_backwards: self.counters_backwards,
             counter32_wrap: self.counter32_wrap,
+            flood: self.flood,
             quirks: q,
         })
     }

@@ -131,6 +131,8 @@ pub struct Stats {
     pub dropped: AtomicU64,
     /// Requests dropped or spoiled on purpose (loss, sleep, malformed).
     pub faulted: AtomicU64,
+    /// Stray datagrams sent (the flood fault).
+    pub strays: AtomicU64,
 }
 
 /// The addresses of a CIDR that can hold devices (no network or broadcast
@@ -152,8 +154,11 @@ pub fn bind_all(
             devices.len()
         ));
     }
-    // One descriptor per device, plus the runtime's own.
+    // One descriptor per device, plus the runtime's own (Unix limits them;
+    // Windows does not count sockets against such a limit).
+    #[cfg(unix)]
     let wanted = devices.len() as u64 + 256;
+    #[cfg(unix)]
     if let Ok((soft, hard)) = rlimit::Resource::NOFILE.get()
         && soft < wanted
     {
@@ -267,5 +272,30 @@ pub async fn run_device(
         if socket.send_to(&bytes, from).await.is_ok() {
             stats.responses.fetch_add(1, Ordering::Relaxed);
         }
+        for i in 0..faults.flood {
+            let stray = stray(&bytes, i, &mut rng);
+            if socket.send_to(&stray, from).await.is_ok() {
+                stats.strays.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// The `i`th stray datagram after `answer`: a stale duplicate of it, it
+/// with one byte changed (a request id, a length, a value), or garbage.
+fn stray(answer: &[u8], i: u32, rng: &mut Rng) -> Vec<u8> {
+    match i % 3 {
+        0 => answer.to_vec(),
+        1 => {
+            let mut b = answer.to_vec();
+            if !b.is_empty() {
+                let at = rng.range(0, b.len() as u64) as usize;
+                b[at] ^= 1 << rng.range(0, 8);
+            }
+            b
+        }
+        _ => (0..rng.range(1, 600))
+            .map(|_| rng.range(0, 256) as u8)
+            .collect(),
     }
 }

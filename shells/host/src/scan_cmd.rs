@@ -113,13 +113,14 @@ pub fn run(args: &ScanArgs) -> ExitCode {
 pub fn describe(s: &sweep::Summary) -> String {
     let st = &s.stats;
     format!(
-        "{} addresses probed, {} answered, {} walked, {} printers, {} unreachable, {} walks failed, in {:.1} s{}",
+        "{} addresses probed, {} answered, {} walked, {} printers, {} unreachable, {} walks failed, {} datagrams ignored, in {:.1} s{}",
         st.probed,
         st.answered,
         st.walked,
         s.printers,
         st.unreachable,
         st.failed,
+        st.ignored,
         s.elapsed.as_secs_f64(),
         peak_memory().map_or_else(String::new, |kib| format!(
             ", peak memory {:.1} MiB",

@@ -362,6 +362,67 @@ fn faulty_fleets_are_still_fully_polled() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// Every printer floods the scanner's port after each answer: stale
+/// duplicates, answers spoiled in one byte, garbage. The scan still finds
+/// every printer with the same readings, and the silent addresses of the
+/// range still time out (their timers fire under the flood).
+#[test]
+fn a_flood_of_strays_on_the_agents_port_changes_nothing() {
+    let _quiet = start_sim_with("127.59.4.0/26", &["--generate", "40", "--seed", "8"]);
+    let _loud = start_sim_with(
+        "127.59.5.0/26",
+        &["--generate", "40", "--seed", "8", "--flood", "200"],
+    );
+    let json = |net: &str| {
+        let out = dca(&["scan", "--json", "--port", "1161", net, "--timeout", "400"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let readings: std::collections::BTreeMap<String, serde_json::Value> =
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .map(|l| {
+                    let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+                    let last = v["address"].as_str().unwrap().split(['.', ':']).nth(3);
+                    let key = last.unwrap().to_string();
+                    // Only the address and the moment differ between the fleets.
+                    for k in ["address", "collected_at", "elapsed_ms"] {
+                        v.as_object_mut().unwrap().remove(k);
+                    }
+                    (key, v)
+                })
+                .collect();
+        (readings, String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (quiet, _) = json("127.59.4.0/26");
+    let (loud, summary) = json("127.59.5.0/26");
+    assert_eq!(quiet.len(), 40);
+    assert_eq!(
+        loud.keys().collect::<Vec<_>>(),
+        quiet.keys().collect::<Vec<_>>()
+    );
+    for (k, v) in &quiet {
+        assert_eq!(v["serial"], loud[k]["serial"], "{k}");
+        assert_eq!(v["model"], loud[k]["model"], "{k}");
+    }
+    // The 24 silent addresses of the /26 timed out, and the strays (200
+    // after each of thousands of answers; the kernel drops many more) were
+    // read and dropped.
+    assert!(
+        summary.contains("40 printers, 24 unreachable, 0 walks failed"),
+        "{summary}"
+    );
+    let ignored: u64 = summary
+        .split(" datagrams ignored")
+        .next()
+        .and_then(|s| s.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no count of ignored datagrams in {summary}"));
+    assert!(ignored > 10_000, "{summary}");
+}
+
 /// The README's run command: an emulated fleet started in-process,
 /// scanned and reported, without any setup.
 #[test]
