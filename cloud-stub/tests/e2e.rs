@@ -446,7 +446,7 @@ fn secrets_pins_and_customers_are_enforced() {
     // A wrong pin: dca refuses to connect and stores nothing.
     let d = dir.join("d");
     let out = args(&token(&cloud.db, "acme"), &"ab".repeat(32), &d);
-    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(out.status.code(), Some(5), "a trust failure");
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("not the pinned"),
         "{}",

@@ -43,8 +43,8 @@ pub struct AgentState {
     pub agent_id: String,
     pub secret: String,
     pub customer: String,
-    /// SHA-256 of the cloud's certificate, hex, when pinned.
-    pub pin: Option<String>,
+    /// SHA-256 of the cloud's key or certificate, hex: any of them.
+    pub pins: Vec<String>,
     /// CA file trusted for the cloud, when given.
     pub ca: Option<PathBuf>,
     /// Targets set by the cloud (`set_targets`), used when none are given.
@@ -62,7 +62,9 @@ impl AgentState {
             "agent_id": self.agent_id,
             "secret": self.secret,
             "customer": self.customer,
-            "pin": self.pin,
+            "pins": self.pins,
+            // What an older agent reads, after a downgrade.
+            "pin": self.pins.first(),
             "ca": self.ca.as_ref().map(|p| p.display().to_string()),
             "targets": self.targets,
             "schedule_s": self.schedule_s,
@@ -81,7 +83,13 @@ impl AgentState {
             agent_id: need("agent_id")?,
             secret: need("secret")?,
             customer: text("customer").unwrap_or_default(),
-            pin: text("pin"),
+            pins: match v.get("pins").and_then(Value::as_array) {
+                Some(a) => a
+                    .iter()
+                    .filter_map(|p| p.as_str().map(str::to_string))
+                    .collect(),
+                None => text("pin").into_iter().collect(),
+            },
             ca: text("ca").map(PathBuf::from),
             targets: v
                 .get("targets")
@@ -204,7 +212,7 @@ mod tests {
             agent_id: "agt_1".into(),
             secret: "s".into(),
             customer: "acme".into(),
-            pin: Some("ab".repeat(32)),
+            pins: vec!["ab".repeat(32), "cd".repeat(32)],
             ca: None,
             targets: vec!["10.0.0.0/24".into()],
             schedule_s: Some(900),
@@ -260,7 +268,7 @@ mod tests {
             agent_id: "a".into(),
             secret: "s".into(),
             customer: String::new(),
-            pin: None,
+            pins: Vec::new(),
             ca: None,
             targets: Vec::new(),
             schedule_s: None,

@@ -34,11 +34,15 @@ const CLOUD_BODY_LIMIT: usize = 8 << 20;
 pub const AGENT_VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// The trust an agent's state asks for.
-pub fn trust_of(pin: Option<&str>, ca: Option<&PathBuf>) -> Result<Trust, String> {
-    match (pin, ca) {
-        (Some(p), _) => Ok(Trust::Pin(cloud_tls::parse_pin(p)?)),
-        (None, Some(ca)) => Ok(Trust::CaFile(ca.clone())),
-        (None, None) => Ok(Trust::System),
+pub fn trust_of(pins: &[String], ca: Option<&PathBuf>) -> Result<Trust, String> {
+    match (pins, ca) {
+        ([_, ..], _) => Ok(Trust::Pins(
+            pins.iter()
+                .map(|p| cloud_tls::parse_pin(p))
+                .collect::<Result<_, _>>()?,
+        )),
+        ([], Some(ca)) => Ok(Trust::CaFile(ca.clone())),
+        ([], None) => Ok(Trust::System),
     }
 }
 
@@ -121,52 +125,7 @@ impl Clocks {
     }
 }
 
-fn rank(l: LogLevel) -> usize {
-    LogLevel::ALL.iter().position(|x| *x == l).unwrap_or(2)
-}
-
-/// Lines on stderr, filtered by the level the cloud may set.
-#[derive(Debug, Clone, Copy)]
-pub struct Log {
-    pub prefix: &'static str,
-    pub level: LogLevel,
-}
-
-impl Log {
-    pub fn new(prefix: &'static str) -> Log {
-        Log {
-            prefix,
-            level: LogLevel::Info,
-        }
-    }
-
-    pub fn at(&self, level: LogLevel, msg: impl std::fmt::Display) {
-        if rank(level) <= rank(self.level) {
-            eprintln!("{}: {msg}", self.prefix);
-        }
-    }
-
-    /// A line whatever the level (start and stop).
-    pub fn say(&self, msg: impl std::fmt::Display) {
-        eprintln!("{}: {msg}", self.prefix);
-    }
-
-    pub fn error(&self, msg: impl std::fmt::Display) {
-        self.at(LogLevel::Error, msg);
-    }
-
-    pub fn warn(&self, msg: impl std::fmt::Display) {
-        self.at(LogLevel::Warn, msg);
-    }
-
-    pub fn info(&self, msg: impl std::fmt::Display) {
-        self.at(LogLevel::Info, msg);
-    }
-
-    pub fn debug(&self, msg: impl std::fmt::Display) {
-        self.at(LogLevel::Debug, msg);
-    }
-}
+pub use crate::logging::Log;
 
 /// What happened in this process, for the final account and exit code.
 #[derive(Debug, Default)]
@@ -197,8 +156,14 @@ pub struct Collected {
 /// How a round ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
-    RoundDone { uploaded: u32, stored: u64 },
+    RoundDone {
+        uploaded: u32,
+        stored: u64,
+    },
     Failed(Failure),
+    /// The server's certificate did not match the pins or the CA: not a
+    /// network fault, and no retry will mend it by itself.
+    Untrusted,
 }
 
 /// Why the agent could not start.
@@ -215,6 +180,8 @@ pub enum SetupError {
 #[derive(Debug)]
 enum Exchanged {
     Transport(String),
+    /// TLS refused the server: the link's own words.
+    Untrusted(String),
     Status(u16),
 }
 
@@ -233,6 +200,8 @@ pub struct Agent {
     batch: Vec<u8>,
     /// The command line's sweep settings (its targets win over the cloud's).
     sweep: SweepArgs,
+    /// The configuration file's targets: the cloud's win over them.
+    default_targets: Vec<String>,
     mask: bool,
     /// `dca push`: one round, then the process ends.
     one_shot: bool,
@@ -258,6 +227,13 @@ pub struct Options {
     pub mask_addresses: bool,
     pub proxy: Option<String>,
     pub one_shot: bool,
+    /// A configuration file's targets, used while the cloud has set none.
+    pub default_targets: Vec<String>,
+    /// A configuration file's pins and CA, which win over those kept at
+    /// enrollment (a pin rotated by an edit).
+    pub trust: Option<(Vec<String>, Option<PathBuf>)>,
+    /// A configuration file's log level, until the cloud sets one.
+    pub log_level: Option<LogLevel>,
 }
 
 impl Agent {
@@ -278,7 +254,11 @@ impl Agent {
             FileJournal::open(dir.path()).map_err(|e| SetupError::Local(e.to_string()))?;
         let state = dir.load().map_err(SetupError::Usage)?;
         let url = CloudUrl::parse(&state.cloud).map_err(SetupError::Usage)?;
-        let trust = trust_of(state.pin.as_deref(), state.ca.as_ref()).map_err(SetupError::Usage)?;
+        let trust = match &opts.trust {
+            Some((pins, ca)) => trust_of(pins, ca.as_ref()),
+            None => trust_of(&state.pins, state.ca.as_ref()),
+        }
+        .map_err(SetupError::Usage)?;
         let tls = cloud_tls::client_config(&trust).map_err(SetupError::Usage)?;
         let proxy = proxy_for(opts.proxy.as_deref(), &url).map_err(SetupError::Usage)?;
         let cfg = config(&state);
@@ -301,7 +281,12 @@ impl Agent {
         opts: Options,
     ) -> Agent {
         let mut log = Log::new(opts.log_prefix);
-        if let Some(level) = state.log_level.as_deref().and_then(LogLevel::parse) {
+        if let Some(level) = state
+            .log_level
+            .as_deref()
+            .and_then(LogLevel::parse)
+            .or(opts.log_level)
+        {
             log.level = level;
         }
         for notice in journal.take_notices() {
@@ -331,6 +316,7 @@ impl Agent {
             request: vec![0u8; largest + UPLOAD_OVERHEAD],
             batch: vec![0u8; MAX_BATCH_BYTES],
             sweep: opts.sweep,
+            default_targets: opts.default_targets,
             mask: opts.mask_addresses,
             one_shot: opts.one_shot,
             tally: Tally::default(),
@@ -352,10 +338,12 @@ impl Agent {
 
     /// The targets to collect from: the command line's, else the cloud's.
     pub fn targets(&self) -> Vec<String> {
-        if self.sweep.targets.is_empty() {
+        if !self.sweep.targets.is_empty() {
+            self.sweep.targets.clone()
+        } else if !self.state.targets.is_empty() {
             self.state.targets.clone()
         } else {
-            self.sweep.targets.clone()
+            self.default_targets.clone()
         }
     }
 
@@ -444,7 +432,10 @@ impl Agent {
                 let text = e.to_string();
                 self.session
                     .handle_transport_error(self.clocks.now(), &text);
-                self.last = Some(Exchanged::Transport(text));
+                self.last = Some(match e {
+                    LinkError::Untrusted(_) => Exchanged::Untrusted(text),
+                    _ => Exchanged::Transport(text),
+                });
             }
         }
         true
@@ -589,12 +580,18 @@ impl Agent {
                         retry_in.millis() / 1000
                     )
                 };
+                let untrusted = matches!(self.last, Some(Exchanged::Untrusted(_)));
                 let line = match (failure, &self.last) {
-                    // The link's own words: "cloud unreachable: ...",
-                    // "refusing the cloud's certificate: ...".
+                    // The link's own words: "cloud unreachable: ...".
                     (Failure::Unreachable, Some(Exchanged::Transport(full))) => {
                         format!("{full}; {then}")
                     }
+                    // Told apart from an outage: the admin has to act.
+                    (_, Some(Exchanged::Untrusted(full))) => format!(
+                        "TRUST FAILURE, not a network fault: {full}; if the cloud's key was \
+                         replaced, add its pin to the configuration (someone in between \
+                         looks the same); {then}"
+                    ),
                     (Failure::Unreachable, Some(Exchanged::Status(_))) => {
                         format!("the cloud did not take the request ({detail}); {then}")
                     }
@@ -611,7 +608,11 @@ impl Agent {
                     ),
                 };
                 self.log.error(line);
-                return Some(Outcome::Failed(failure));
+                return Some(if untrusted {
+                    Outcome::Untrusted
+                } else {
+                    Outcome::Failed(failure)
+                });
             }
             Event::RoundDone { uploaded, stored } => {
                 if !self.one_shot {
@@ -914,7 +915,7 @@ pub(crate) mod tests {
             agent_id: "agt_1".into(),
             secret: "s3cret".into(),
             customer: "acme".into(),
-            pin: None,
+            pins: Vec::new(),
             ca: None,
             targets: Vec::new(),
             schedule_s: None,
@@ -926,6 +927,23 @@ pub(crate) mod tests {
 
     /// An agent over `dir` talking to `cloud`.
     pub fn agent(dir: &Path, cloud: &Fake, cfg: Config, one_shot: bool) -> Agent {
+        agent_with(dir, cloud, cfg, options(one_shot))
+    }
+
+    fn options(one_shot: bool) -> Options {
+        Options {
+            log_prefix: "test",
+            sweep: SweepArgs::new(Vec::new(), 1161),
+            mask_addresses: false,
+            proxy: None,
+            one_shot,
+            default_targets: Vec::new(),
+            trust: None,
+            log_level: None,
+        }
+    }
+
+    fn agent_with(dir: &Path, cloud: &Fake, cfg: Config, opts: Options) -> Agent {
         let state = StateDir::new(dir.to_path_buf()).load().unwrap();
         let journal = FileJournal::open(dir).unwrap();
         Agent::new(
@@ -934,14 +952,43 @@ pub(crate) mod tests {
             journal,
             Box::new(cloud.clone()),
             cfg,
-            Options {
-                log_prefix: "test",
-                sweep: SweepArgs::new(Vec::new(), 1161),
-                mask_addresses: false,
-                proxy: None,
-                one_shot,
-            },
+            opts,
         )
+    }
+
+    /// A configuration file's targets and log level are defaults: the
+    /// cloud's settings win over them, and persist across restarts.
+    #[test]
+    fn the_clouds_settings_win_over_the_configuration_files() {
+        let dir = TempDir::new("config-defaults");
+        enrolled(&dir.0);
+        let cloud = Fake::default();
+        let from_file = || Options {
+            default_targets: vec!["192.0.2.0/24".into()],
+            log_level: Some(LogLevel::Warn),
+            ..options(true)
+        };
+        let a = agent_with(&dir.0, &cloud, push_config(), from_file());
+        assert_eq!(a.targets(), ["192.0.2.0/24"]);
+        assert_eq!(a.log.level, LogLevel::Warn);
+        drop(a);
+        cloud.0.borrow_mut().tasks = vec![
+            ("set_targets", "10.9.0.0/24".into()),
+            ("set_log_level", "debug".into()),
+        ];
+        let mut a = agent_with(&dir.0, &cloud, push_config(), from_file());
+        assert_eq!(crate::push_cmd::deliver(&mut a), 0);
+        assert_eq!(a.targets(), ["10.9.0.0/24"]);
+        drop(a);
+        let a = agent_with(&dir.0, &cloud, push_config(), from_file());
+        assert_eq!(a.targets(), ["10.9.0.0/24"]);
+        assert_eq!(a.log.level, LogLevel::Debug);
+        drop(a);
+        // Targets on the command line still win over both.
+        let mut cli = from_file();
+        cli.sweep.targets = vec!["198.51.100.7".into()];
+        let a = agent_with(&dir.0, &cloud, push_config(), cli);
+        assert_eq!(a.targets(), ["198.51.100.7"]);
     }
 
     pub fn push_config() -> Config {

@@ -1,7 +1,9 @@
-//! Whom the agent trusts to be its cloud: a pin (the SHA-256 of the
-//! server's public key, or of its whole certificate: `dca-cloud` prints
-//! both), a CA file, or the system's roots. The firmware pins keys only;
-//! the host takes either, so one pin provisions both.
+//! Whom the agent trusts to be its cloud: pins (the SHA-256 of the server's
+//! public key, or of its whole certificate: `dca-cloud` prints both), a CA
+//! file, or the system's roots. Several pins let a cloud roll its key over:
+//! the agent is given the next key's pin before the cloud switches. The
+//! firmware pins keys only; the host takes either, so one pin provisions
+//! both.
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
@@ -15,8 +17,8 @@ use std::sync::Arc;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Trust {
     /// The server's key (SHA-256 of its SubjectPublicKeyInfo) or exactly
-    /// this certificate (its SHA-256), whoever signed it.
-    Pin([u8; 32]),
+    /// this certificate (its SHA-256), whoever signed it: any of these.
+    Pins(Vec<[u8; 32]>),
     /// Certificates chaining to the CA certificates in this PEM file.
     CaFile(PathBuf),
     /// Certificates chaining to the operating system's roots.
@@ -42,12 +44,16 @@ fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
+/// The words that start a pin mismatch's error, so the link can tell it
+/// from other TLS failures.
+pub const PIN_MISMATCH: &str = "the server's key sha256";
+
 /// Accepts a certificate whose key, or which itself, is pinned; signatures
 /// of the handshake are still checked against it, so only the holder of
 /// its key can pass.
 #[derive(Debug)]
 struct PinVerifier {
-    pin: [u8; 32],
+    pins: Vec<[u8; 32]>,
     algorithms: WebPkiSupportedAlgorithms,
 }
 
@@ -64,14 +70,15 @@ impl ServerCertVerifier for PinVerifier {
         let key: Option<[u8; 32]> = webpki::EndEntityCert::try_from(end_entity)
             .ok()
             .map(|c| Sha256::digest(c.subject_public_key_info().as_ref()).into());
-        if seen == self.pin || key == Some(self.pin) {
+        if self.pins.iter().any(|p| *p == seen || Some(*p) == key) {
             Ok(ServerCertVerified::assertion())
         } else {
+            let pinned: Vec<String> = self.pins.iter().map(hex::encode).collect();
             Err(rustls::Error::General(format!(
-                "the server's key sha256 {} (certificate sha256 {}) is not the pinned {}",
+                "{PIN_MISMATCH} {} (certificate sha256 {}) is not the pinned {}",
                 key.map_or_else(|| "unreadable".to_string(), hex::encode),
                 hex::encode(seen),
-                hex::encode(self.pin)
+                pinned.join(" nor ")
             )))
         }
     }
@@ -133,10 +140,10 @@ pub fn client_config(trust: &Trust) -> Result<Arc<ClientConfig>, String> {
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?;
     let config = match trust {
-        Trust::Pin(pin) => builder
+        Trust::Pins(pins) => builder
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(PinVerifier {
-                pin: *pin,
+                pins: pins.clone(),
                 algorithms: provider.signature_verification_algorithms,
             }))
             .with_no_client_auth(),
@@ -178,9 +185,9 @@ mod tests {
         let key_pin: [u8; 32] =
             Sha256::digest(rcgen::PublicKeyData::subject_public_key_info(&key)).into();
         let cert_pin: [u8; 32] = Sha256::digest(der.as_ref()).into();
-        let verify = |pin: [u8; 32]| {
+        let verify = |pins: &[[u8; 32]]| {
             PinVerifier {
-                pin,
+                pins: pins.to_vec(),
                 algorithms: provider().signature_verification_algorithms,
             }
             .verify_server_cert(
@@ -191,9 +198,14 @@ mod tests {
                 UnixTime::now(),
             )
         };
-        assert!(verify(key_pin).is_ok());
-        assert!(verify(cert_pin).is_ok());
-        let refused = verify([0xab; 32]).unwrap_err().to_string();
+        assert!(verify(&[key_pin]).is_ok());
+        assert!(verify(&[cert_pin]).is_ok());
+        // A rollover: the old key's pin and the next one's, in either order.
+        assert!(verify(&[[0xcd; 32], key_pin]).is_ok());
+        assert!(verify(&[key_pin, [0xcd; 32]]).is_ok());
+        let refused = verify(&[[0xab; 32], [0xcd; 32]]).unwrap_err().to_string();
         assert!(refused.contains(&hex::encode(key_pin)), "{refused}");
+        assert!(refused.contains(PIN_MISMATCH), "{refused}");
+        assert!(refused.contains(&hex::encode([0xcd; 32])), "{refused}");
     }
 }

@@ -2,7 +2,7 @@
 //! this agent's id and secret, and keep them in the state directory.
 
 use crate::agent_state::{AgentState, StateDir, state_dir};
-use crate::cloud_link::{CloudUrl, Link};
+use crate::cloud_link::{CloudUrl, Link, LinkError};
 use crate::cloud_session::{AGENT_VERSION, proxy_for, trust_of};
 use crate::cloud_tls;
 use crate::journal::lock_state_dir;
@@ -15,26 +15,27 @@ use std::process::ExitCode;
 pub struct EnrollArgs {
     /// The cloud, as https://host[:port].
     #[arg(long)]
-    cloud: String,
+    pub cloud: String,
     /// The one-time enrollment token the cloud's operator created.
     #[arg(long)]
-    token: String,
-    /// Trust only the certificate with this SHA-256 fingerprint.
+    pub token: String,
+    /// Trust only the server key (or certificate) with this SHA-256
+    /// fingerprint; repeat it to allow several (a key rollover).
     #[arg(long, value_name = "SHA256")]
-    pin: Option<String>,
+    pub pin: Vec<String>,
     /// Trust certificates issued by the CA certificates in this PEM file
     /// (default: the system's roots).
     #[arg(long, value_name = "FILE")]
-    ca: Option<PathBuf>,
+    pub ca: Option<PathBuf>,
     /// Where the agent keeps its identity and journal.
     #[arg(long, value_name = "DIR")]
-    state_dir: Option<PathBuf>,
+    pub state_dir: Option<PathBuf>,
     /// HTTP proxy (http://[user:password@]host:port); default HTTPS_PROXY.
     #[arg(long, value_name = "URL")]
-    proxy: Option<String>,
+    pub proxy: Option<String>,
     /// Replace an existing enrollment in the state directory.
     #[arg(long)]
-    force: bool,
+    pub force: bool,
 }
 
 fn hostname() -> String {
@@ -60,7 +61,7 @@ pub fn run(args: &EnrollArgs) -> ExitCode {
     }
 }
 
-fn enroll(args: &EnrollArgs) -> Result<String, (u8, String)> {
+pub fn enroll(args: &EnrollArgs) -> Result<String, (u8, String)> {
     let dir = StateDir::new(state_dir(args.state_dir.as_deref()));
     // Not while a `dca run` or `dca push` works in the directory: it would
     // keep the old identity in memory and write it back.
@@ -78,13 +79,13 @@ fn enroll(args: &EnrollArgs) -> Result<String, (u8, String)> {
         ));
     }
     let url = CloudUrl::parse(&args.cloud).map_err(|e| (2, e))?;
-    let pin = args
+    let pins = args
         .pin
-        .as_deref()
+        .iter()
         .map(|p| cloud_tls::parse_pin(p).map(hex::encode))
-        .transpose()
+        .collect::<Result<Vec<_>, _>>()
         .map_err(|e| (2, e))?;
-    let trust = trust_of(pin.as_deref(), args.ca.as_ref()).map_err(|e| (2, e))?;
+    let trust = trust_of(&pins, args.ca.as_ref()).map_err(|e| (2, e))?;
     let tls = cloud_tls::client_config(&trust).map_err(|e| (2, e))?;
     let proxy = proxy_for(args.proxy.as_deref(), &url).map_err(|e| (2, e))?;
     let mut link = Link::new(url.clone(), tls, proxy);
@@ -96,9 +97,10 @@ fn enroll(args: &EnrollArgs) -> Result<String, (u8, String)> {
     };
     let mut body = vec![0u8; req.encoded_len()];
     let n = req.encode(&mut body).map_err(|e| (1, e.to_string()))?;
-    let answer = link
-        .exchange(None, &body[..n])
-        .map_err(|e| (3, e.to_string()))?;
+    let answer = link.exchange(None, &body[..n]).map_err(|e| match e {
+        LinkError::Untrusted(_) => (5, e.to_string()),
+        _ => (3, e.to_string()),
+    })?;
     let Enrolled {
         agent_id,
         secret,
@@ -118,7 +120,7 @@ fn enroll(args: &EnrollArgs) -> Result<String, (u8, String)> {
         agent_id: agent_id.to_string(),
         secret: secret.to_string(),
         customer: customer.to_string(),
-        pin: pin.clone(),
+        pins,
         ca: args.ca.clone(),
         targets: Vec::new(),
         schedule_s: None,

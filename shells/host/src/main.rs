@@ -4,10 +4,12 @@ mod agent_state;
 mod cloud_link;
 mod cloud_session;
 mod cloud_tls;
+mod config;
 mod decode;
 mod demo_cmd;
 mod enroll_cmd;
 mod journal;
+mod logging;
 mod poll_cmd;
 mod provision_cmd;
 mod push_cmd;
@@ -41,6 +43,11 @@ enum Command {
     /// Start an emulated fleet in this process, then scan and report it.
     Demo(demo_cmd::DemoArgs),
     /// Enroll this agent with a cloud, using a one-time token.
+    ///
+    /// Exit codes: 0 enrolled; 1 local trouble; 2 bad arguments or already
+    /// enrolled; 3 cloud unreachable; 4 the token or the protocol version
+    /// refused; 5 the cloud's certificate matched neither the pins nor the
+    /// CA.
     Enroll(enroll_cmd::EnrollArgs),
     /// Collect once and deliver the readings to the cloud, then run its tasks.
     ///
@@ -51,7 +58,8 @@ enum Command {
     /// saved); 2 bad arguments or not enrolled; 3 cloud unreachable or
     /// refusing for now (readings kept for the next push); 4 the cloud
     /// refused this agent's credentials (re-enroll) or protocol version
-    /// (upgrade).
+    /// (upgrade); 5 the cloud's certificate matched neither the pins nor
+    /// the CA (readings kept).
     Push(push_cmd::PushArgs),
     /// Run as a service: collect on a schedule, deliver, and take the
     /// cloud's tasks, until SIGINT or SIGTERM.
@@ -67,6 +75,14 @@ enum Command {
     /// `-device loader,file=FILE,addr=0x003FF000,force-raw=on`). Exit codes:
     /// 0 written, 1 the file could not be written, 2 bad arguments.
     Provision(provision_cmd::ProvisionArgs),
+    /// Check a configuration file (`dca run --config FILE`).
+    ///
+    /// Exit codes: 0 valid; 2 not (the error names the file, the line, the
+    /// column and the key).
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
     /// Print an SNMP datagram as the codec reads it (hex; spaces and colons allowed).
     Decode {
         #[arg(required = true)]
@@ -83,6 +99,12 @@ enum Command {
     },
 }
 
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Validate FILE (default: the platform's, e.g. /etc/opendca/dca.toml).
+    Check { file: Option<std::path::PathBuf> },
+}
+
 fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Poll(args) => poll_cmd::run(&args),
@@ -92,6 +114,9 @@ fn main() -> ExitCode {
         Command::Push(args) => push_cmd::run(&args),
         Command::Run(args) => run_cmd::run(&args),
         Command::Provision(args) => provision_cmd::run(&args),
+        Command::Config {
+            command: ConfigCommand::Check { file },
+        } => config::check_cmd(&file.unwrap_or_else(config::default_path)),
         Command::Decode { hex } => decode::run(&hex),
         Command::Snapshot {
             file,

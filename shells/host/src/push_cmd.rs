@@ -9,7 +9,8 @@
 //! a setting from the cloud could not be saved); 2 bad arguments or not
 //! enrolled; 3 the cloud is unreachable or refused for now (readings kept
 //! for the next push); 4 the cloud refused this agent's credentials
-//! (re-enroll) or its protocol version (upgrade).
+//! (re-enroll) or its protocol version (upgrade); 5 the cloud's certificate
+//! matched neither the pins nor the CA (readings kept).
 
 use crate::agent_state::{StateDir, state_dir};
 use crate::cloud_session::{AGENT_VERSION, Agent, Options, Outcome, SetupError};
@@ -41,6 +42,9 @@ impl PushArgs {
             mask_addresses: self.mask_addresses,
             proxy: self.proxy.clone(),
             one_shot,
+            default_targets: Vec::new(),
+            trust: None,
+            log_level: None,
         }
     }
 
@@ -115,6 +119,7 @@ pub fn deliver(agent: &mut Agent) -> u8 {
         Some(Outcome::RoundDone { .. }) => 0,
         Some(Outcome::Failed(Failure::Unreachable)) => 3,
         Some(Outcome::Failed(Failure::Credentials | Failure::Version)) => 4,
+        Some(Outcome::Untrusted) => 5,
         None => {
             agent
                 .tally

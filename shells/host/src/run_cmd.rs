@@ -12,16 +12,29 @@
 //! startup when it cannot start: 2 not enrolled or bad arguments, 1 the
 //! state directory is in use by another dca (or unusable).
 
+use crate::agent_state::StateDir;
+use crate::cloud_session::Options;
 use crate::cloud_session::{AGENT_VERSION, Agent};
+use crate::config::Config as FileConfig;
+use crate::enroll_cmd;
 use crate::push_cmd::{PushArgs, setup_code};
 use crate::sweep;
 use dca_core::sync::session::Config;
 use dca_core::time::Duration;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::{Arc, Condvar, Mutex};
 
 #[derive(clap::Args)]
 pub struct RunArgs {
+    /// Run from this configuration file (TOML) instead of options: the
+    /// cloud, its pins, targets, credentials, schedule and log. Enrolls
+    /// with its token at the first start.
+    #[arg(long, value_name = "FILE", conflicts_with_all = [
+        "targets", "state_dir", "proxy", "mask_addresses", "interval", "task_interval",
+        "exclude", "communities", "user", "file", "version",
+    ])]
+    pub config: Option<PathBuf>,
     #[command(flatten)]
     push: PushArgs,
     /// Seconds between collections while the cloud has set no schedule.
@@ -63,9 +76,9 @@ fn serve(agent: &mut Agent, stop: &Stop) {
     }
 }
 
-/// Set by a signal; waits end early when it is.
+/// Set by a signal or a service manager; waits end early when it is.
 #[derive(Default)]
-struct Stop {
+pub struct Stop {
     stopped: Mutex<bool>,
     wake: Condvar,
 }
@@ -76,11 +89,14 @@ impl Stop {
     fn install() -> Result<Arc<Stop>, ctrlc::Error> {
         let stop = Arc::new(Stop::default());
         let s = stop.clone();
-        ctrlc::set_handler(move || {
-            *s.stopped.lock().unwrap_or_else(|p| p.into_inner()) = true;
-            s.wake.notify_all();
-        })?;
+        ctrlc::set_handler(move || s.stop())?;
         Ok(stop)
+    }
+
+    /// Asks the service to stop: it ends its current step and returns.
+    pub fn stop(&self) {
+        *self.stopped.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        self.wake.notify_all();
     }
 
     fn is_stopped(&self) -> bool {
@@ -99,8 +115,144 @@ impl Stop {
 }
 
 pub fn run(args: &RunArgs) -> ExitCode {
-    const NAME: &str = "dca run";
-    let sweep_args = &args.push.sweep;
+    match Stop::install() {
+        Ok(stop) => run_until(args, &stop),
+        Err(e) => {
+            eprintln!("dca run: cannot handle signals: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// What the service runs with, from the options or a configuration file.
+struct Setup {
+    dir: StateDir,
+    opts: Options,
+    interval: u64,
+    task_interval: u64,
+}
+
+const NAME: &str = "dca run";
+
+fn from_options(args: &RunArgs) -> Setup {
+    Setup {
+        dir: args.push.dir(),
+        opts: args.push.options(NAME, false),
+        interval: args.interval,
+        task_interval: args.task_interval,
+    }
+}
+
+/// Reads the configuration file and enrolls with its token when the state
+/// directory holds no agent yet; an unreachable cloud is waited out.
+fn from_file(path: &std::path::Path, stop: &Stop) -> Result<Option<Setup>, (u8, String)> {
+    let file = FileConfig::load(path).map_err(|e| (2, e.to_string()))?;
+    let file_log = file.log.file.as_ref().map(|f| crate::logging::FileLog {
+        path: f.clone(),
+        max_bytes: file.log.max_bytes,
+        keep: file.log.keep,
+    });
+    crate::logging::init(file_log.as_ref());
+    let log = crate::cloud_session::Log::new(NAME);
+    let dir = StateDir::new(crate::agent_state::state_dir(file.state_dir.as_deref()));
+    let cloud = file.cloud.as_ref();
+    if !dir.is_enrolled() {
+        let Some((c, token)) = cloud.and_then(|c| c.token.as_ref().map(|t| (c, t))) else {
+            return Err((
+                2,
+                format!(
+                    "not enrolled: no {}, and {} gives no [cloud] token to enroll with",
+                    dir.path().join("agent.json").display(),
+                    path.display()
+                ),
+            ));
+        };
+        let args = enroll_cmd::EnrollArgs {
+            cloud: c.url.clone(),
+            token: token.clone(),
+            pin: c.pins.clone(),
+            ca: c.ca.clone(),
+            state_dir: Some(dir.path().to_path_buf()),
+            proxy: c.proxy.clone(),
+            force: false,
+        };
+        let mut wait = std::time::Duration::from_secs(5);
+        loop {
+            match enroll_cmd::enroll(&args) {
+                Ok(msg) => {
+                    log.say(msg);
+                    break;
+                }
+                // What can heal (the network, the cloud's certificate
+                // being renewed) is tried again, with backoff.
+                Err((3 | 5, e)) => {
+                    log.error(format!(
+                        "cannot enroll yet: {e}; trying again in {} s",
+                        wait.as_secs()
+                    ));
+                    if stop.wait(wait) {
+                        return Ok(None);
+                    }
+                    wait = (wait * 2).min(std::time::Duration::from_secs(600));
+                }
+                Err((code, e)) => return Err((code, format!("cannot enroll: {e}"))),
+            }
+        }
+    } else if let Some(c) = cloud {
+        let kept = dir.load().map_err(|e| (2, e))?;
+        let same = crate::cloud_link::CloudUrl::parse(&kept.cloud)
+            .ok()
+            .zip(crate::cloud_link::CloudUrl::parse(&c.url).ok())
+            .is_some_and(|(a, b)| a == b);
+        if !same {
+            return Err((
+                2,
+                format!(
+                    "{} holds an agent of {}, but {} names {}: re-enroll (`dca enroll --force`) \
+                     or mend the file",
+                    dir.path().display(),
+                    kept.cloud,
+                    path.display(),
+                    c.url
+                ),
+            ));
+        }
+    }
+    let collect = &file.collect;
+    Ok(Some(Setup {
+        dir,
+        opts: Options {
+            log_prefix: NAME,
+            sweep: file.sweep(),
+            mask_addresses: cloud.is_some_and(|c| c.mask_addresses),
+            proxy: cloud.and_then(|c| c.proxy.clone()),
+            one_shot: false,
+            default_targets: collect.targets.clone(),
+            trust: cloud
+                .filter(|c| !c.pins.is_empty() || c.ca.is_some())
+                .map(|c| (c.pins.clone(), c.ca.clone())),
+            log_level: file.log_level(),
+        },
+        interval: collect.every_s,
+        task_interval: collect.tasks_every_s,
+    }))
+}
+
+/// Runs the service until `stop` is set (by a signal, or by the Windows
+/// service manager).
+pub fn run_until(args: &RunArgs, stop: &Stop) -> ExitCode {
+    let setup = match &args.config {
+        None => from_options(args),
+        Some(path) => match from_file(path, stop) {
+            Ok(Some(s)) => s,
+            Ok(None) => return ExitCode::SUCCESS,
+            Err((code, e)) => {
+                eprintln!("{NAME}: {e}");
+                return ExitCode::from(code);
+            }
+        },
+    };
+    let sweep_args = &setup.opts.sweep;
     if let Err(e) = sweep::check_syntax(&sweep_args.targets)
         .and_then(|()| sweep::check_syntax(&sweep_args.exclude))
     {
@@ -111,18 +263,12 @@ pub fn run(args: &RunArgs) -> ExitCode {
         eprintln!("{NAME}: {e}");
         return ExitCode::from(2);
     }
-    let stop = match Stop::install() {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("{NAME}: cannot handle signals: {e}");
-            return ExitCode::from(1);
-        }
-    };
     let mut cfg = Config::new(AGENT_VERSION);
-    cfg.task_poll_every = Duration::from_secs(args.task_interval);
-    let opened = Agent::open(args.push.dir(), args.push.options(NAME, false), |state| {
+    cfg.task_poll_every = Duration::from_secs(setup.task_interval);
+    let interval = setup.interval;
+    let opened = Agent::open(setup.dir, setup.opts, |state| {
         // The cloud's schedule, once it has set one, wins over --interval.
-        let every = state.schedule_s.unwrap_or(args.interval);
+        let every = state.schedule_s.unwrap_or(interval);
         cfg.collect_every = Some(Duration::from_secs(every));
         cfg
     });
@@ -149,7 +295,7 @@ pub fn run(args: &RunArgs) -> ExitCode {
         },
         agent.journal_dir().display()
     ));
-    serve(&mut agent, &stop);
+    serve(&mut agent, stop);
     agent.log.say("stopped");
     ExitCode::SUCCESS
 }
@@ -163,8 +309,7 @@ mod tests {
         let s = stop.clone();
         std::thread::spawn(move || {
             std::thread::sleep(std::time::Duration::from_millis(ms));
-            *s.stopped.lock().unwrap() = true;
-            s.wake.notify_all();
+            s.stop();
         })
     }
 

@@ -44,6 +44,9 @@ pub struct SnmpArgs {
     /// secrets off the command line. Must be readable by its owner only.
     #[arg(long = "credentials", value_name = "FILE")]
     pub file: Option<std::path::PathBuf>,
+    /// The sets of a configuration file, each as if given on its own.
+    #[arg(skip)]
+    pub configured: Vec<SnmpArgs>,
 }
 
 /// Shows the options without their secrets (passwords and communities).
@@ -62,6 +65,7 @@ impl std::fmt::Debug for SnmpArgs {
             .field("context", &self.context)
             .field("engine_id", &self.engine_id)
             .field("file", &self.file)
+            .field("configured", &self.configured)
             .finish()
     }
 }
@@ -117,6 +121,13 @@ impl SnmpArgs {
                     ));
                 }
                 from_file(path)?
+            }
+            None if !self.configured.is_empty() => {
+                let mut sets = Vec::new();
+                for c in &self.configured {
+                    sets.extend(c.sets()?);
+                }
+                sets
             }
             None => self.sets()?,
         };
@@ -317,6 +328,8 @@ mod tests {
             use std::os::unix::fs::PermissionsExt;
             std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
         }
+        #[cfg(not(unix))]
+        let _ = mode;
         p
     }
 
