@@ -76,3 +76,29 @@ if ! command -v cargo-fuzz >/dev/null; then
   log "installing cargo-fuzz"
   cargo install cargo-fuzz --locked --quiet
 fi
+
+# Peers of ci/service.sh: systemd-analyze verifies and scores the unit
+# `dca service install` writes; cargo-deb builds the .deb (pinned).
+if ! command -v systemd-analyze >/dev/null; then
+  log "installing systemd (systemd-analyze)"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends systemd >/dev/null
+fi
+if [ "$(cargo deb --version 2>/dev/null)" != "cargo-deb 3.8.0" ]; then
+  log "installing cargo-deb 3.8.0"
+  cargo install cargo-deb --version 3.8.0 --locked --quiet
+fi
+
+# Peers of ci/windows.sh: mingw-w64 links dca.exe, Wine runs it.
+win=()
+command -v x86_64-w64-mingw32-gcc >/dev/null || win+=(gcc-mingw-w64-x86-64)
+[ -x /usr/lib/wine/wine64 ] || win+=(wine64)
+if [ ${#win[@]} -gt 0 ]; then
+  log "installing ${win[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${win[@]}" >/dev/null
+fi
+if ! rustup target list --installed | grep -qx x86_64-pc-windows-gnu; then
+  log "adding the Rust target x86_64-pc-windows-gnu"
+  rustup target add x86_64-pc-windows-gnu
+fi

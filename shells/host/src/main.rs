@@ -15,6 +15,7 @@ mod provision_cmd;
 mod push_cmd;
 mod run_cmd;
 mod scan_cmd;
+mod service_cmd;
 mod snapshot_cmd;
 mod snapshot_json;
 mod snmp_args;
@@ -69,6 +70,9 @@ enum Command {
     /// the state directory is in use by another dca (or unusable); 2 bad
     /// arguments or not enrolled.
     Run(run_cmd::RunArgs),
+    /// Install, remove or inspect the agent as a system service (systemd,
+    /// launchd or the Windows service manager) running `dca run --config`.
+    Service(service_cmd::ServiceArgs),
     /// Write the provisioning block a device reads at its first boot.
     ///
     /// The firmware reads it from flash at 0x003FF000 (under QEMU:
@@ -114,6 +118,7 @@ fn main() -> ExitCode {
         Command::Push(args) => push_cmd::run(&args),
         Command::Run(args) => run_cmd::run(&args),
         Command::Provision(args) => provision_cmd::run(&args),
+        Command::Service(args) => service_cmd::run(&args),
         Command::Config {
             command: ConfigCommand::Check { file },
         } => config::check_cmd(&file.unwrap_or_else(config::default_path)),
