@@ -13,4 +13,5 @@ pub mod secret;
 pub mod server;
 pub mod store;
 pub mod tls;
+pub mod totp;
 pub mod web;

@@ -103,6 +103,39 @@ enum Command {
         #[command(subcommand)]
         command: AgentCommand,
     },
+    /// The people who sign in to the cloud: a password and a TOTP second
+    /// factor each.
+    Operator {
+        #[command(subcommand)]
+        command: OperatorCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum OperatorCommand {
+    /// Add an operator: prints a generated password and the second
+    /// factor's otpauth URI, with its QR code for an authenticator app,
+    /// once.
+    Add {
+        name: String,
+        /// dealer: sees everything and may open a device's web page;
+        /// viewer: sees.
+        #[arg(long, value_parser = ["dealer", "viewer"])]
+        role: String,
+        #[arg(long)]
+        db: PathBuf,
+    },
+    /// Every operator and role.
+    List {
+        #[arg(long)]
+        db: PathBuf,
+    },
+    /// Remove an operator.
+    Remove {
+        name: String,
+        #[arg(long)]
+        db: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -374,7 +407,48 @@ fn run(cli: Cli) -> Result<(), String> {
             println!("agent {id} revoked");
             Ok(())
         }
+        Command::Operator { command } => operator(command),
     }
+}
+
+fn operator(command: OperatorCommand) -> Result<(), String> {
+    match command {
+        OperatorCommand::Add { name, role, db } => {
+            let role = store::Role::parse(&role).ok_or("--role is dealer or viewer")?;
+            let new = Store::open(&db)?.add_operator(&name, role)?;
+            let uri = new.totp.uri("OpenDCA", &name);
+            println!("operator {name} ({}) added; shown this once:", role.id());
+            println!("password: {}", new.password);
+            println!("second factor (scan it with an authenticator app): {uri}");
+            println!("{}", qr_text(&uri)?);
+            Ok(())
+        }
+        OperatorCommand::List { db } => {
+            for o in Store::open(&db)?.operators()? {
+                println!(
+                    "{} {} since {}",
+                    o.name,
+                    o.role.id(),
+                    web::utc(o.created_ms)
+                );
+            }
+            Ok(())
+        }
+        OperatorCommand::Remove { name, db } => {
+            Store::open(&db)?.remove_operator(&name)?;
+            println!("operator {name} removed");
+            Ok(())
+        }
+    }
+}
+
+/// `text` as a QR code a terminal shows: two rows of modules per line.
+fn qr_text(text: &str) -> Result<String, String> {
+    let code = qrcode::QrCode::new(text.as_bytes()).map_err(|e| format!("QR code: {e}"))?;
+    Ok(code
+        .render::<qrcode::render::unicode::Dense1x2>()
+        .quiet_zone(true)
+        .build())
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -302,7 +302,7 @@ pub const DEFAULT_PAGE: usize = 500;
 pub const MAX_PAGE: usize = 5000;
 
 /// One page of a device's counter values, newest first: at most `limit`
-/// (clamped to 1..=[`MAX_PAGE`]) of those stored before row `before` (all
+/// (clamped to 1..=[`MAX_PAGE`] + 1) of those stored before row `before` (all
 /// with `None`). The next page is the one before the last row's id.
 pub fn readings_page(
     store: &Store,
@@ -310,7 +310,9 @@ pub fn readings_page(
     before: Option<i64>,
     limit: usize,
 ) -> rusqlite::Result<Vec<ReadingRow>> {
-    let limit = limit.clamp(1, MAX_PAGE);
+    // One row past a page: callers ask for it to learn whether another
+    // page follows.
+    let limit = limit.clamp(1, MAX_PAGE + 1);
     let mut q = store.connection().prepare(
         "SELECT r.id, r.batch_id, r.at_ms, r.counter, r.value,
                 EXISTS (SELECT 1 FROM suspect_readings s WHERE s.reading_id = r.id)

@@ -413,6 +413,7 @@ async fn connection<S: AsyncReadExt + AsyncWriteExt + Unpin>(
         let body: Vec<u8> = buf[head.head_len..end].to_vec();
         buf.drain(..end);
         let close = head.close;
+        let unauthenticated = head.authorization.is_none();
         let (method, path) = (head.method.clone(), head.path.clone());
         let shared2 = shared.clone();
         let ip = remote.ip();
@@ -427,6 +428,15 @@ async fn connection<S: AsyncReadExt + AsyncWriteExt + Unpin>(
         } else if !reply.log.is_empty() {
             shared.log(&format!("dca-cloud: {remote}: {}", reply.log));
         }
+        // A stranger's failed request ends its connection and counts
+        // against its address: otherwise a wrong content type or method,
+        // repeated just inside the idle deadline, holds a connection slot
+        // forever without ever meeting a lockout.
+        let stranger_failed = unauthenticated && reply.status >= 400;
+        if stranger_failed && !matches!(reply.status, 401 | 429) {
+            let _ = shared.agent_guard.failed(remote.ip(), Instant::now());
+        }
+        let close = close || stranger_failed;
         if send_within(&mut s, &reply, close, limits.write)
             .await
             .is_err()

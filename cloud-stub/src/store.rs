@@ -24,6 +24,13 @@ use dca_core::sync::reading::Reading;
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 use std::path::Path;
 
+mod operators;
+pub use operators::{NewOperator, Operator, Role, hash_password, password_matches};
+
+/// How long after an enrollment its token may enroll the same host again
+/// while the agent has not called (see `Store::enrollment_again`).
+pub const ENROLL_AGAIN_WITHIN_MS: i64 = 24 * 3600 * 1000;
+
 /// The schema version this build writes and reads (`PRAGMA user_version`).
 /// Version 2 names batches by their content digest (sync protocol 2);
 /// databases of version 1 numbered them per agent and stored `user_version`
@@ -154,6 +161,15 @@ CREATE TABLE IF NOT EXISTS suspect_readings (
     conflict_id INTEGER NOT NULL REFERENCES conflicts(id)
 );
 CREATE INDEX IF NOT EXISTS suspect_by_conflict ON suspect_readings (conflict_id);
+CREATE TABLE IF NOT EXISTS operators (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    role TEXT NOT NULL CHECK (role IN ('dealer', 'viewer')),
+    password_hash TEXT NOT NULL,
+    totp_secret TEXT NOT NULL,
+    totp_last_step INTEGER,
+    created_ms INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS audit (
     id INTEGER PRIMARY KEY,
     at_ms INTEGER NOT NULL,
@@ -577,7 +593,26 @@ impl Store {
             .optional()?;
         let (customer_id, customer) = match row {
             Some((id, None, name)) => (id, name),
-            Some((id, Some(_), _)) => {
+            Some((id, Some(used), name)) => {
+                if let Some(again) =
+                    Self::enrollment_again(&tx, token, hostname, used, now, &secret)?
+                {
+                    audit_in(
+                        &tx,
+                        now,
+                        Some(&again),
+                        Some(id),
+                        remote,
+                        "enrolled_again",
+                        "the token's agent had not been heard from: a new secret for it",
+                    )?;
+                    tx.commit()?;
+                    return Ok(Enrollment {
+                        agent_id: again,
+                        secret,
+                        customer: name,
+                    });
+                }
                 audit_in(
                     &tx,
                     now,
@@ -627,6 +662,41 @@ impl Store {
             secret,
             customer,
         })
+    }
+
+    /// A used token presented again by the same host, before the agent it
+    /// made has ever called: the answer to the first enrollment was lost
+    /// (a dropped connection, a crash before the identity was saved), so
+    /// the same agent gets a new secret instead of a refusal that would
+    /// leave the host without any identity. Once the agent has called, or
+    /// after [`ENROLL_AGAIN_WITHIN_MS`], the token is spent for good.
+    fn enrollment_again(
+        tx: &rusqlite::Transaction<'_>,
+        token: &str,
+        hostname: &str,
+        used_ms: i64,
+        now: i64,
+        secret: &str,
+    ) -> rusqlite::Result<Option<String>> {
+        if now.saturating_sub(used_ms) > ENROLL_AGAIN_WITHIN_MS {
+            return Ok(None);
+        }
+        let agent: Option<String> = tx
+            .query_row(
+                "SELECT a.id FROM enrollment_tokens t JOIN agents a ON a.id = t.agent_id
+                 WHERE t.token_hash = ?1 AND a.hostname = ?2
+                   AND a.last_contact_ms IS NULL AND a.revoked_ms IS NULL",
+                params![secret::hash(token), hostname],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if let Some(id) = &agent {
+            tx.execute(
+                "UPDATE agents SET secret_hash = ?1 WHERE id = ?2",
+                params![secret::hash(secret), id],
+            )?;
+        }
+        Ok(agent)
     }
 
     /// Checks an `Authorization: Bearer <agent id>:<secret>` value. Failures

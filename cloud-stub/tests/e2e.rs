@@ -433,6 +433,19 @@ fn secrets_pins_and_customers_are_enforced() {
         enroll_with(cloud, t, ["--pin", pin], state, &["--force"])
     };
     assert!(args(&t, &cloud.fingerprint, &c).status.success());
+    // Asked again before the agent ever called (its answer lost, say):
+    // the same agent, with a new secret.
+    let id_of = |state: &Path| {
+        let v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(state.join("agent.json")).unwrap())
+                .unwrap();
+        v["agent_id"].as_str().unwrap().to_string()
+    };
+    let first = id_of(&c);
+    assert!(args(&t, &cloud.fingerprint, &c).status.success());
+    assert_eq!(id_of(&c), first);
+    // Once it has called, the token is spent.
+    assert!(push("127.47.1.0/24", &c, &[]).status.success());
     assert_eq!(
         args(&t, &cloud.fingerprint, &c).status.code(),
         Some(4),

@@ -333,6 +333,40 @@ async fn requests_without_credentials_are_limited_and_audited_once_a_window() {
     );
 }
 
+/// A stranger's request that fails for another reason than credentials (a
+/// wrong content type, a wrong method) used to keep its connection: one
+/// such request just inside the idle deadline held a slot forever, and
+/// never met a lockout. Now the connection ends with the answer, and the
+/// failures count against the address.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_strangers_failed_request_ends_its_connection_and_counts() {
+    let server = start("stranger-failed", "127.58.13.1", short()).await;
+    let mut s = server.tls("127.58.13.2").await.unwrap();
+    s.write_all(&head("POST", "/v1/sync", "Content-Type: text/plain\r\n", 0))
+        .await
+        .unwrap();
+    s.flush().await.unwrap();
+    let a = read_answer(&mut s, Duration::from_secs(10)).await.unwrap();
+    assert_eq!(a.status, 415);
+    assert!(
+        closed_within(&mut s, Duration::from_secs(2)).await,
+        "kept open"
+    );
+    let mut statuses = Vec::new();
+    for _ in 0..2 * Guard::ALLOWED {
+        let a = request(&server, "127.58.13.2", "GET", "/v1/sync", "", b"")
+            .await
+            .unwrap();
+        statuses.push(a.status);
+    }
+    assert!(statuses.contains(&405), "{statuses:?}");
+    assert_eq!(statuses.last(), Some(&429), "{statuses:?}");
+    assert!(
+        statuses.iter().all(|s| [405, 429].contains(s)),
+        "{statuses:?}"
+    );
+}
+
 /// Version 1 let anyone try operator passwords as fast as it answered and
 /// kept no trace. Past the allowance the address is locked out (429), even
 /// with the right password; the lockout and the failures are audited.

@@ -538,7 +538,33 @@ fn unkeyable_readings_are_skipped_and_audited() {
 fn credentials_are_checked_and_failures_audited() {
     let mut store = open("auth");
     let token = store.create_token("acme").unwrap();
+    let first = store.enroll(&token, "host", "0.1.0", "test").unwrap();
+    // The answer lost on its way: the same host asks again before its agent
+    // ever called, and gets the same agent with a new secret (the first
+    // one stops working).
     let e = store.enroll(&token, "host", "0.1.0", "test").unwrap();
+    assert_eq!(e.agent_id, first.agent_id);
+    assert_ne!(e.secret, first.secret);
+    let old = format!("Bearer {}:{}", first.agent_id, first.secret);
+    assert_eq!(
+        store.authenticate(Some(&old), "test").unwrap_err().status,
+        401
+    );
+    // Another host cannot.
+    assert_eq!(
+        store
+            .enroll(&token, "elsewhere", "0.1.0", "test")
+            .unwrap_err()
+            .status,
+        401
+    );
+    // Once the agent has called, the token is spent for good.
+    let agent = store
+        .authenticate(Some(&format!("Bearer {}:{}", e.agent_id, e.secret)), "test")
+        .unwrap();
+    store
+        .hello(&agent, "0.1.0", 0, &wall(1_800_000_000_000))
+        .unwrap();
     assert_eq!(
         store
             .enroll(&token, "host", "0.1.0", "test")
@@ -567,7 +593,8 @@ fn credentials_are_checked_and_failures_audited() {
             &store,
             "SELECT COUNT(*) FROM audit WHERE event = 'auth_refused'"
         ),
-        4
+        // The four above and the first, replaced secret.
+        5
     );
     let stored: Vec<u8> = store
         .connection()
