@@ -104,10 +104,15 @@ pub struct Proxy {
 impl Proxy {
     /// `http://[user:password@]host[:port]` (the scheme may be left out).
     pub fn parse(url: &str) -> Result<Proxy, String> {
+        // Errors show the URL without its password (they reach logs).
+        let shown = match url.rsplit_once('@') {
+            Some((_, after)) => format!("(credentials hidden)@{after}"),
+            None => url.to_string(),
+        };
         let rest = url.strip_prefix("http://").unwrap_or(url);
         if rest.contains("://") {
             return Err(format!(
-                "proxy {url:?}: only http:// proxies (CONNECT) are supported"
+                "proxy {shown:?}: only http:// proxies (CONNECT) are supported"
             ));
         }
         let authority = rest.split('/').next().unwrap_or("");
@@ -117,7 +122,7 @@ impl Proxy {
         };
         let (host, port) = host_port(hostport, 8080).map_err(|e| format!("proxy {e}"))?;
         if host.is_empty() {
-            return Err(format!("proxy {url:?} has no host"));
+            return Err(format!("proxy {shown:?} has no host"));
         }
         let authorization = userinfo.map(|u| {
             format!(

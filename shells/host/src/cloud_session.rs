@@ -205,6 +205,8 @@ pub struct Agent {
     mask: bool,
     /// `dca push`: one round, then the process ends.
     one_shot: bool,
+    /// How to re-enroll, said when the cloud refuses the credentials.
+    reenroll: Option<String>,
     pub tally: Tally,
     last: Option<Exchanged>,
 }
@@ -234,6 +236,9 @@ pub struct Options {
     pub trust: Option<(Vec<String>, Option<PathBuf>)>,
     /// A configuration file's log level, until the cloud sets one.
     pub log_level: Option<LogLevel>,
+    /// How to re-enroll when the agent runs from a configuration file (a
+    /// service's files are not the admin's to write with `dca enroll`).
+    pub reenroll: Option<String>,
 }
 
 impl Agent {
@@ -319,6 +324,7 @@ impl Agent {
             default_targets: opts.default_targets,
             mask: opts.mask_addresses,
             one_shot: opts.one_shot,
+            reenroll: opts.reenroll,
             tally: Tally::default(),
             last: None,
         }
@@ -597,9 +603,10 @@ impl Agent {
                     }
                     (Failure::Unreachable, None) => format!("the round failed: {detail}; {then}"),
                     (Failure::Credentials, last) => format!(
-                        "the cloud refused this agent's credentials ({}{detail}): re-enroll it \
-                         with `dca enroll --force`; {then}",
-                        status_of(last)
+                        "the cloud refused this agent's credentials ({}{detail}): re-enroll it: \
+                         {}; {then}",
+                        status_of(last),
+                        self.reenroll.as_deref().unwrap_or("`dca enroll --force`")
                     ),
                     (Failure::Version, last) => format!(
                         "the cloud speaks another protocol version ({}{detail}): upgrade this \
@@ -940,6 +947,7 @@ pub(crate) mod tests {
             default_targets: Vec::new(),
             trust: None,
             log_level: None,
+            reenroll: None,
         }
     }
 

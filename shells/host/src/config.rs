@@ -27,6 +27,12 @@ pub fn default_path() -> PathBuf {
     PathBuf::from("/etc/opendca/dca.toml")
 }
 
+/// Where the Windows service logs when the file names no log file.
+pub fn default_log_path() -> PathBuf {
+    let base = std::env::var_os("ProgramData").unwrap_or_else(|| "C:\\ProgramData".into());
+    PathBuf::from(base).join("OpenDCA").join("dca.log")
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
@@ -135,6 +141,15 @@ impl Default for Log {
     }
 }
 
+/// Keys whose values are never repeated in an error.
+const SECRET_KEYS: [&str; 5] = [
+    "token",
+    "proxy",
+    "communities",
+    "auth_password",
+    "priv_password",
+];
+
 /// The command-line option each credential key stands for, so the shared
 /// checks' messages can be said in the file's words.
 const SNMP_KEYS: [(&str, &str); 9] = [
@@ -200,7 +215,13 @@ fn key_at(text: &str, at: usize) -> Option<String> {
         .map(|(k, _)| k.trim().trim_matches('"').to_string());
     let mut table = None;
     let mut counts = std::collections::HashMap::<String, usize>::new();
-    for l in text.get(..line_start)?.lines() {
+    // Up to and with the error's own line: an error on a table's header
+    // (an unknown table, a key missing from it) is about that table.
+    let line_end = text
+        .get(line_start..)?
+        .find('\n')
+        .map_or(text.len(), |i| line_start + i);
+    for l in text.get(..line_end)?.lines() {
         let l = l.trim();
         if let Some(name) = l.strip_prefix("[[").and_then(|r| r.split_once("]]")) {
             let name = name.0.trim().to_string();
@@ -262,14 +283,18 @@ impl Config {
         let text = read_private(path)?;
         let config: Config = toml::from_str(&text).map_err(|e| {
             let (line, col) = line_col(&text, e.span().map_or(0, |s| s.start));
-            let key = e
-                .span()
-                .and_then(|s| key_at(&text, s.start))
-                .map_or_else(String::new, |k| format!("{k}: "));
-            ConfigError(format!(
-                "{shown}:{line}:{col}: {key}{}",
-                e.message().trim_end()
-            ))
+            let key = e.span().and_then(|s| key_at(&text, s.start));
+            // The parser quotes the value it did not expect: not a secret's.
+            let secret = key
+                .as_deref()
+                .is_some_and(|k| SECRET_KEYS.contains(&k.rsplit('.').next().unwrap_or(k)));
+            let message = if secret {
+                "not a valid value (not shown: this key holds a secret)".to_string()
+            } else {
+                e.message().trim_end().to_string()
+            };
+            let key = key.map_or_else(String::new, |k| format!("{k}: "));
+            ConfigError(format!("{shown}:{line}:{col}: {key}{message}"))
         })?;
         config.check().map_err(|(table, index, key, why)| {
             let at = locate(&text, table, index, key)

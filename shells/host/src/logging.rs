@@ -279,7 +279,12 @@ impl Rotating {
                     std::fs::rename(&from, self.old(n + 1))?;
                 }
             }
-            std::fs::rename(&self.cfg.path, self.old(1))?;
+            // Deleted by someone else meanwhile: nothing to keep, and the
+            // new file below is the fresh start.
+            match std::fs::rename(&self.cfg.path, self.old(1)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
         }
         self.file = Self::append(&self.cfg.path)?;
         self.size = 0;
@@ -335,6 +340,15 @@ mod tests {
             let mode = std::fs::metadata(&cfg.path).unwrap().permissions().mode();
             assert_eq!(mode & 0o077, 0, "{mode:o}");
         }
+        // The current file deleted under it (by an admin, a cleaner): the
+        // next rotation starts a new one instead of failing on every line.
+        std::fs::remove_file(&cfg.path).unwrap();
+        for _ in 0..3 {
+            again
+                .write(b"after the file was deleted: 37 bytes\n")
+                .unwrap();
+        }
+        assert!(read(&cfg.path).starts_with("after the file was deleted"));
     }
 
     #[test]

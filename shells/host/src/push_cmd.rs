@@ -45,6 +45,7 @@ impl PushArgs {
             default_targets: Vec::new(),
             trust: None,
             log_level: None,
+            reenroll: None,
         }
     }
 

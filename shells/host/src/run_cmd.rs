@@ -13,8 +13,8 @@
 //! state directory is in use by another dca (or unusable).
 
 use crate::agent_state::StateDir;
-use crate::cloud_session::Options;
 use crate::cloud_session::{AGENT_VERSION, Agent};
+use crate::cloud_session::{Log, Options};
 use crate::config::Config as FileConfig;
 use crate::enroll_cmd;
 use crate::push_cmd::{PushArgs, setup_code};
@@ -147,13 +147,20 @@ fn from_options(args: &RunArgs) -> Setup {
 /// directory holds no agent yet; an unreachable cloud is waited out.
 fn from_file(path: &std::path::Path, stop: &Stop) -> Result<Option<Setup>, (u8, String)> {
     let file = FileConfig::load(path).map_err(|e| (2, e.to_string()))?;
-    let file_log = file.log.file.as_ref().map(|f| crate::logging::FileLog {
+    // A Windows service has no console and no journal: without a file its
+    // words, fatal ones included, would go nowhere.
+    let log_path = file
+        .log
+        .file
+        .clone()
+        .or_else(|| cfg!(windows).then(crate::config::default_log_path));
+    let file_log = log_path.as_ref().map(|f| crate::logging::FileLog {
         path: f.clone(),
         max_bytes: file.log.max_bytes,
         keep: file.log.keep,
     });
     crate::logging::init(file_log.as_ref());
-    let log = crate::cloud_session::Log::new(NAME);
+    let log = Log::new(NAME);
     let dir = StateDir::new(crate::agent_state::state_dir(file.state_dir.as_deref()));
     let cloud = file.cloud.as_ref();
     if !dir.is_enrolled() {
@@ -208,17 +215,19 @@ fn from_file(path: &std::path::Path, stop: &Stop) -> Result<Option<Setup>, (u8, 
             return Err((
                 2,
                 format!(
-                    "{} holds an agent of {}, but {} names {}: re-enroll (`dca enroll --force`) \
-                     or mend the file",
+                    "{} holds an agent of {}, but {} names {}: to move to that cloud, delete \
+                     {} and give a token of it in the file; else mend the file",
                     dir.path().display(),
                     kept.cloud,
                     path.display(),
-                    c.url
+                    c.url,
+                    dir.path().join("agent.json").display()
                 ),
             ));
         }
     }
     let collect = &file.collect;
+    let dir_json = dir.path().join("agent.json");
     Ok(Some(Setup {
         dir,
         opts: Options {
@@ -228,9 +237,13 @@ fn from_file(path: &std::path::Path, stop: &Stop) -> Result<Option<Setup>, (u8, 
             proxy: cloud.and_then(|c| c.proxy.clone()),
             one_shot: false,
             default_targets: collect.targets.clone(),
-            trust: cloud
-                .filter(|c| !c.pins.is_empty() || c.ca.is_some())
-                .map(|c| (c.pins.clone(), c.ca.clone())),
+            // The file's word on trust, even "no pins": the system's roots.
+            trust: cloud.map(|c| (c.pins.clone(), c.ca.clone())),
+            reenroll: Some(format!(
+                "delete {} and give a new token in {}",
+                dir_json.display(),
+                path.display()
+            )),
             log_level: file.log_level(),
         },
         interval: collect.every_s,
@@ -247,20 +260,22 @@ pub fn run_until(args: &RunArgs, stop: &Stop) -> ExitCode {
             Ok(Some(s)) => s,
             Ok(None) => return ExitCode::SUCCESS,
             Err((code, e)) => {
-                eprintln!("{NAME}: {e}");
+                Log::new(NAME).error(e);
                 return ExitCode::from(code);
             }
         },
     };
+    // Fatal errors at the journal's error priority, or in the log file.
+    let log = Log::new(NAME);
     let sweep_args = &setup.opts.sweep;
     if let Err(e) = sweep::check_syntax(&sweep_args.targets)
         .and_then(|()| sweep::check_syntax(&sweep_args.exclude))
     {
-        eprintln!("{NAME}: bad target {e}");
+        log.error(format!("bad target {e}"));
         return ExitCode::from(2);
     }
     if let Err(e) = sweep_args.snmp.credentials_cached() {
-        eprintln!("{NAME}: {e}");
+        log.error(e);
         return ExitCode::from(2);
     }
     let mut cfg = Config::new(AGENT_VERSION);
@@ -276,7 +291,7 @@ pub fn run_until(args: &RunArgs, stop: &Stop) -> ExitCode {
         Ok(a) => a,
         Err(e) => {
             let (code, msg) = setup_code(&e);
-            eprintln!("{NAME}: {msg}");
+            log.error(msg);
             return ExitCode::from(code);
         }
     };

@@ -121,9 +121,44 @@ fn errors_name_the_line_the_column_and_the_key() {
         e,
         ":2:1: log.level: \"loud\": error, warn, info, debug or trace"
     );
+    // An error on a table's header names that table, not the one above.
+    let e = error(
+        "header",
+        "[cloud]\nurl = \"https://c.example\"\n[colect]\nevery_s = 5\n",
+    );
+    assert!(e.starts_with(":3:2: colect: unknown field `colect`"), "{e}");
     let e = error("v3c", "[[snmp]]\nversion = \"2c\"\nuser = \"mps\"\n");
     assert!(
         e.starts_with(":3:1: snmp[1].user: is an SNMPv3 option"),
+        "{e}"
+    );
+}
+
+/// A secret given in the wrong form is not repeated in the error (which
+/// reaches logs), nor is a proxy's password.
+#[test]
+fn errors_never_repeat_a_secret() {
+    for (name, text) in [
+        ("community", "[[snmp]]\ncommunities = \"s3cret-c\"\n"),
+        (
+            "password",
+            "[[snmp]]\nversion = \"3\"\nuser = \"u\"\nauth_password = 123456789\n",
+        ),
+        (
+            "token",
+            "[cloud]\nurl = \"https://c.example\"\ntoken = 42\n",
+        ),
+    ] {
+        let e = error(name, text);
+        assert!(e.contains("not shown: this key holds a secret"), "{e}");
+        assert!(!e.contains("s3cret-c") && !e.contains("123456789"), "{e}");
+    }
+    let e = error(
+        "proxy",
+        "[cloud]\nurl = \"https://c.example\"\nproxy = \"ftp://jo:pr0xy-pass@p.example:3128\"\n",
+    );
+    assert!(
+        e.contains("cloud.proxy") && !e.contains("pr0xy-pass"),
         "{e}"
     );
 }
