@@ -11,3 +11,4 @@ pub mod serve;
 #[cfg(feature = "simulate")]
 pub mod simulate;
 pub mod usm_agent;
+pub mod web;

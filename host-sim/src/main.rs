@@ -225,6 +225,11 @@ struct ServeArgs {
     /// The context name v3 requests must name (HP printers: Jetdirect).
     #[arg(long = "v3-context", default_value = "")]
     v3_context: String,
+    /// Each device also serves its embedded web pages (status, network
+    /// settings, firmware upload, a downloadable log) on this TCP port of
+    /// its address.
+    #[arg(long, value_name = "PORT")]
+    web_port: Option<u16>,
     /// Devices answer SNMPv3 only.
     #[arg(long = "v3-only")]
     v3_only: bool,
@@ -484,27 +489,35 @@ fn serve(args: ServeArgs) -> Result<(), String> {
     }
     let names: Vec<(String, &'static str)> =
         devices.iter().map(|d| (d.name.clone(), d.source)).collect();
-    let fleet = Fleet::start(devices, args.bind, args.port)?;
+    let fleet = Fleet::start_with_web(devices, args.bind, args.port, args.web_port)?;
     if let Some(map) = &args.map {
         // Written once every socket is bound and served.
         serve::write_map(map, &names, &fleet.addresses)?;
     }
     eprintln!(
-        "dca-sim: serving {} devices on {} port {}",
+        "dca-sim: serving {} devices on {} port {}{}",
         fleet.addresses.len(),
         args.bind,
-        args.port
+        args.port,
+        args.web_port
+            .map_or_else(String::new, |p| format!(", web pages on TCP port {p}"))
     );
     fleet.block_on(shutdown_signal());
     let stats = fleet.stats();
+    let web = fleet.web_stats();
     // stderr may be gone by now (a closed pipe); stopping must not panic.
     let _ = writeln!(
         std::io::stderr(),
-        "dca-sim: stopped; {} requests, {} responses, {} dropped, {} faults injected",
+        "dca-sim: stopped; {} requests, {} responses, {} dropped, {} faults injected; \
+         web: {} requests, {} firmware uploads, {} log downloads, {} settings saved",
         stats.requests.load(Ordering::Relaxed),
         stats.responses.load(Ordering::Relaxed),
         stats.dropped.load(Ordering::Relaxed),
-        stats.faulted.load(Ordering::Relaxed)
+        stats.faulted.load(Ordering::Relaxed),
+        web.requests.load(Ordering::Relaxed),
+        web.uploads.load(Ordering::Relaxed),
+        web.downloads.load(Ordering::Relaxed),
+        web.settings.load(Ordering::Relaxed)
     );
     Ok(())
 }

@@ -5,6 +5,7 @@ use crate::faults::Faults;
 use crate::generate::Rng;
 use crate::mib::{Dynamic, SimValue, Template};
 use crate::usm_agent::V3Agent;
+use crate::web::{WebStats, run_web};
 use ipnet::Ipv4Net;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::Path;
@@ -53,6 +54,7 @@ pub fn generated(
 pub struct Fleet {
     runtime: tokio::runtime::Runtime,
     stats: Arc<Stats>,
+    web_stats: Arc<WebStats>,
     /// Each device's address, in order.
     pub addresses: Vec<SocketAddr>,
 }
@@ -69,12 +71,34 @@ impl std::fmt::Debug for Fleet {
 impl Fleet {
     /// Binds every device on the addresses of `net` and starts serving.
     pub fn start(devices: Vec<Device>, net: Ipv4Net, port: u16) -> Result<Fleet, String> {
+        Self::start_with_web(devices, net, port, None)
+    }
+
+    /// [`Fleet::start`], each device also serving its web pages on TCP
+    /// `web_port` of its address when given.
+    pub fn start_with_web(
+        devices: Vec<Device>,
+        net: Ipv4Net,
+        port: u16,
+        web_port: Option<u16>,
+    ) -> Result<Fleet, String> {
         let sockets = bind_all(&devices, net, port)?;
+        let mut listeners = Vec::new();
+        if let Some(web) = web_port {
+            for (addr, _) in &sockets {
+                let at = SocketAddr::new(addr.ip(), web);
+                let l = std::net::TcpListener::bind(at).map_err(|e| format!("{at}: {e}"))?;
+                l.set_nonblocking(true).map_err(|e| format!("{at}: {e}"))?;
+                listeners.push(l);
+            }
+        }
+        let mut listeners = listeners.into_iter();
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
             .map_err(|e| format!("cannot start the runtime: {e}"))?;
         let stats = Arc::new(Stats::default());
+        let web_stats = Arc::new(WebStats::default());
         let addresses: Vec<SocketAddr> = sockets.iter().map(|(a, _)| *a).collect();
         {
             let _inside = runtime.enter();
@@ -86,12 +110,20 @@ impl Fleet {
                     .v3
                     .clone()
                     .map(|c| V3Agent::new(c, ordinal as u64));
-                runtime.spawn(run_device(Arc::new(device), v3, socket, stats.clone()));
+                let device = Arc::new(device);
+                if let Some(l) = listeners.next() {
+                    let at = l.local_addr().map_err(|e| e.to_string())?;
+                    let l =
+                        tokio::net::TcpListener::from_std(l).map_err(|e| format!("{at}: {e}"))?;
+                    runtime.spawn(run_web(device.clone(), l, web_stats.clone()));
+                }
+                runtime.spawn(run_device(device, v3, socket, stats.clone()));
             }
         }
         Ok(Fleet {
             runtime,
             stats,
+            web_stats,
             addresses,
         })
     }
@@ -103,6 +135,10 @@ impl Fleet {
 
     pub fn stats(&self) -> Arc<Stats> {
         self.stats.clone()
+    }
+
+    pub fn web_stats(&self) -> Arc<WebStats> {
+        self.web_stats.clone()
     }
 }
 
