@@ -280,7 +280,7 @@ impl Config {
     /// that a file holding secrets is readable by its owner only.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let shown = path.display().to_string();
-        let text = read_private(path)?;
+        let text = read_text(path)?;
         let config: Config = toml::from_str(&text).map_err(|e| {
             let (line, col) = line_col(&text, e.span().map_or(0, |s| s.start));
             let key = e.span().and_then(|s| key_at(&text, s.start));
@@ -422,7 +422,7 @@ impl Config {
 }
 
 /// Reads the file, naming it in the error.
-fn read_private(path: &Path) -> Result<String, ConfigError> {
+fn read_text(path: &Path) -> Result<String, ConfigError> {
     std::fs::read_to_string(path).map_err(|e| ConfigError(format!("{}: {e}", path.display())))
 }
 
@@ -435,24 +435,15 @@ fn refuse_if_shared(path: &Path) -> Result<(), ConfigError> {
     {
         return Ok(());
     }
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(path)
-            .map_err(|e| ConfigError(format!("{}: {e}", path.display())))?
-            .permissions()
-            .mode();
-        if mode & 0o077 != 0 {
-            return Err(ConfigError(format!(
-                "{}: it holds secrets and others may read it (mode {:o}): chmod 600 it",
-                path.display(),
-                mode & 0o777
-            )));
-        }
+    let meta =
+        std::fs::metadata(path).map_err(|e| ConfigError(format!("{}: {e}", path.display())))?;
+    match crate::secret_file::shared_mode(&meta) {
+        Some(mode) => Err(ConfigError(format!(
+            "{}: it holds secrets and others may read it (mode {mode:o}): chmod 600 it",
+            path.display()
+        ))),
+        None => Ok(()),
     }
-    #[cfg(not(unix))]
-    let _ = path;
-    Ok(())
 }
 
 /// `dca config check FILE`.

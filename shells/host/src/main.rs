@@ -15,6 +15,7 @@ mod provision_cmd;
 mod push_cmd;
 mod run_cmd;
 mod scan_cmd;
+mod secret_file;
 mod service_cmd;
 mod snapshot_cmd;
 mod snapshot_json;

@@ -244,20 +244,13 @@ impl SnmpArgs {
 fn from_file(path: &std::path::Path) -> Result<Vec<Credentials>, String> {
     let shown = path.display();
     let file = std::fs::File::open(path).map_err(|e| format!("--credentials {shown}: {e}"))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = file
-            .metadata()
-            .map_err(|e| format!("--credentials {shown}: {e}"))?
-            .permissions()
-            .mode();
-        if mode & 0o077 != 0 {
-            return Err(format!(
-                "--credentials {shown}: others may read it (mode {:o}); it holds secrets: chmod 600 it",
-                mode & 0o777
-            ));
-        }
+    let meta = file
+        .metadata()
+        .map_err(|e| format!("--credentials {shown}: {e}"))?;
+    if let Some(mode) = crate::secret_file::shared_mode(&meta) {
+        return Err(format!(
+            "--credentials {shown}: others may read it (mode {mode:o}); it holds secrets: chmod 600 it"
+        ));
     }
     let text = std::io::read_to_string(file).map_err(|e| format!("--credentials {shown}: {e}"))?;
     let mut sets = Vec::new();
