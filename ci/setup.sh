@@ -23,6 +23,11 @@ command -v sqlite3 >/dev/null || missing+=(sqlite3)
 # DHCP for the firmware on its test network (ci/firmware-net.sh); the -base
 # package has the binary without a system service.
 command -v dnsmasq >/dev/null || missing+=(dnsmasq-base)
+# A real browser for Device Web Access (cloud-stub/tests/browser.rs):
+# headless Chromium driven through ChromeDriver.
+command -v chromium >/dev/null || missing+=(chromium)
+command -v chromedriver >/dev/null || missing+=(chromium-driver)
+[ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing+=(fonts-dejavu-core)
 if [ ${#missing[@]} -gt 0 ]; then
   log "installing ${missing[*]}"
   apt-get update -qq

@@ -268,7 +268,7 @@ fn main() {
     let mut store = Store::open(&db).unwrap();
     let (_, auth) = enrolled(&mut store);
     let identity = tls::identity(None, None, &dir, &["127.0.0.1".into()]).unwrap();
-    let shared = Arc::new(Shared::new(store, String::new()));
+    let shared = Arc::new(Shared::new(store));
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

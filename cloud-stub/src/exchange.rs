@@ -132,6 +132,7 @@ fn answer(
                     last_batch,
                     held,
                     poll_interval_s: store.poll_interval_s(),
+                    hold_max_s: store.hold_max_s(),
                 },
                 format!(
                     "hello from {} ({agent_version}): {held} batches held, last {last}",
@@ -175,7 +176,9 @@ fn answer(
                 log,
             )
         }
-        Request::TaskPoll => {
+        // A listen that reached here has waited (the server holds it until
+        // a task is made or its wait ends): it is answered as a poll.
+        Request::TaskPoll | Request::Listen { .. } => {
             let pending = store.pending_tasks(&agent, MAX_TASKS)?;
             let mut tasks = heapless::Vec::<Task<'_>, MAX_TASKS>::new();
             for t in &pending {
@@ -192,6 +195,16 @@ fn answer(
                 format!("{} tasks to {}", pending.len(), agent.id),
             )
         }
+        // The server answers relays itself (they wait on a browser); one
+        // that reaches the store alone has no session to relay for.
+        Request::Relay { session, .. } => encode(
+            200,
+            &Response::RelayClosed,
+            format!(
+                "relay for session {session} of {}: no such open session",
+                agent.id
+            ),
+        ),
         Request::TaskResult { task, ok, detail } => {
             store.finish_task(&agent, *task, *ok, detail)?;
             encode(
@@ -267,6 +280,7 @@ mod tests {
                 last_batch: None,
                 held: 0,
                 poll_interval_s: crate::store::DEFAULT_POLL_INTERVAL_S,
+                hold_max_s: 0,
             }
         );
 

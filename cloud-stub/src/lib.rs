@@ -3,6 +3,7 @@
 //! the web page and the operator's reports.
 
 pub mod audit;
+pub mod channel;
 pub mod exchange;
 pub mod guard;
 mod integrity;
@@ -15,3 +16,4 @@ pub mod store;
 pub mod tls;
 pub mod totp;
 pub mod web;
+pub mod web_access;

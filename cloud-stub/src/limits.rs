@@ -36,6 +36,10 @@ pub struct Limits {
     /// The largest body accepted before the sender is authenticated (an
     /// enrollment request); anything larger needs credentials first.
     pub max_unauthenticated_body: usize,
+    /// How long an agent's `listen` (the push channel) is held at most:
+    /// under the idle timeouts of common proxies and load balancers (30 to
+    /// 60 s), so the held request is not cut on its way.
+    pub hold: Duration,
 }
 
 impl Default for Limits {
@@ -51,6 +55,7 @@ impl Default for Limits {
             body_rate: 16 * 1024,
             write: Duration::from_secs(30),
             max_unauthenticated_body: 4096,
+            hold: Duration::from_secs(25),
         }
     }
 }

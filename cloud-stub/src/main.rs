@@ -5,9 +5,8 @@
 //! commands that create enrollment tokens and tasks.
 
 use dca_cloud::limits::Limits;
-use dca_cloud::{report, secret, server, store, tls, web};
+use dca_cloud::{report, server, store, tls, web};
 
-use base64::Engine;
 use clap::{Parser, Subcommand};
 use dca_core::sync::message::TaskKind;
 use std::path::PathBuf;
@@ -28,7 +27,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve agents (POST /v1/sync) and people (GET / and /api/) over HTTPS.
+    /// Serve agents (POST /v1/sync) and people (sign-in at /signin, then
+    /// GET / and /api/) over HTTPS.
     Serve {
         /// Address and port to listen on.
         #[arg(long, default_value = "127.0.0.1:8443")]
@@ -58,6 +58,10 @@ enum Command {
         /// Connections held at once from one source address.
         #[arg(long, default_value_t = Limits::default().max_per_address)]
         max_per_address: usize,
+        /// How long an agent's push channel (`listen`) is held at most, in
+        /// seconds; 0 offers no channel (agents poll for tasks).
+        #[arg(long, default_value_t = Limits::default().hold.as_secs())]
+        hold: u64,
     },
     /// Enrollment tokens.
     Token {
@@ -118,14 +122,17 @@ enum OperatorCommand {
     /// once.
     Add {
         name: String,
-        /// dealer: sees everything and may open a device's web page;
-        /// viewer: sees.
+        /// dealer: sees its dealer's customers' devices and may open a
+        /// device's web page; viewer: sees them.
         #[arg(long, value_parser = ["dealer", "viewer"])]
         role: String,
+        /// The dealer whose customers the operator sees (created if new).
+        #[arg(long, default_value = store::DEFAULT_DEALER)]
+        dealer: String,
         #[arg(long)]
         db: PathBuf,
     },
-    /// Every operator and role.
+    /// Every operator, role and dealer.
     List {
         #[arg(long)]
         db: PathBuf,
@@ -144,6 +151,10 @@ enum TokenCommand {
     Create {
         #[arg(long)]
         customer: String,
+        /// The dealer a new customer belongs to (created if new; default:
+        /// "default"); an existing customer must belong to it already.
+        #[arg(long)]
+        dealer: Option<String>,
         #[arg(long)]
         db: PathBuf,
     },
@@ -219,10 +230,12 @@ fn run(cli: Cli) -> Result<(), String> {
             poll_interval,
             max_connections,
             max_per_address,
+            hold,
         } => {
             let limits = Limits {
                 max_connections: max_connections.max(1),
                 max_per_address: max_per_address.max(1),
+                hold: std::time::Duration::from_secs(hold),
                 ..Limits::default()
             };
             serve(
@@ -237,10 +250,17 @@ fn run(cli: Cli) -> Result<(), String> {
             )
         }
         Command::Token {
-            command: TokenCommand::Create { customer, db },
+            command:
+                TokenCommand::Create {
+                    customer,
+                    dealer,
+                    db,
+                },
         } => {
-            let token = Store::open(&db)?.create_token(&customer)?;
-            println!("enrollment token for customer {customer} (one use):");
+            let mut store = Store::open(&db)?;
+            let token = store.create_token_for(&customer, dealer.as_deref())?;
+            let dealer = store.dealer_of(customer.trim())?.unwrap_or_default();
+            println!("enrollment token for customer {customer} of dealer {dealer} (one use):");
             println!("{token}");
             Ok(())
         }
@@ -413,11 +433,19 @@ fn run(cli: Cli) -> Result<(), String> {
 
 fn operator(command: OperatorCommand) -> Result<(), String> {
     match command {
-        OperatorCommand::Add { name, role, db } => {
+        OperatorCommand::Add {
+            name,
+            role,
+            dealer,
+            db,
+        } => {
             let role = store::Role::parse(&role).ok_or("--role is dealer or viewer")?;
-            let new = Store::open(&db)?.add_operator(&name, role)?;
+            let new = Store::open(&db)?.add_operator(&name, role, &dealer)?;
             let uri = new.totp.uri("OpenDCA", &name);
-            println!("operator {name} ({}) added; shown this once:", role.id());
+            println!(
+                "operator {name} ({} of dealer {dealer}) added; shown this once:",
+                role.id()
+            );
             println!("password: {}", new.password);
             println!("second factor (scan it with an authenticator app): {uri}");
             println!("{}", qr_text(&uri)?);
@@ -426,9 +454,10 @@ fn operator(command: OperatorCommand) -> Result<(), String> {
         OperatorCommand::List { db } => {
             for o in Store::open(&db)?.operators()? {
                 println!(
-                    "{} {} since {}",
+                    "{} {} dealer={} since {}",
                     o.name,
                     o.role.id(),
+                    o.dealer,
                     web::utc(o.created_ms)
                 );
             }
@@ -483,21 +512,7 @@ fn serve(
         names.push(addr.ip().to_string());
     }
     let identity = tls::identity(cert.as_deref(), key.as_deref(), &dir, &names)?;
-    // The web page's operator password: from the environment, or made up
-    // at each start and printed (never stored).
-    let (password, generated) = match std::env::var("DCA_CLOUD_OPERATOR_PASSWORD") {
-        Ok(p) if !p.is_empty() => (p, false),
-        _ => (secret::random_hex(12), true),
-    };
-    let operator_authorization = format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("operator:{password}"))
-    );
-    let shared = Arc::new(server::Shared::with_limits(
-        store,
-        operator_authorization,
-        limits,
-    ));
+    let shared = Arc::new(server::Shared::with_limits(store, limits));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -509,13 +524,13 @@ fn serve(
         let local = listener.local_addr().map_err(|e| e.to_string())?;
         println!("dca-cloud: {}", identity.source);
         println!("dca-cloud: database {}", db.display());
-        if generated {
-            println!("dca-cloud: web page user `operator`, password {password}");
-        }
         println!("dca-cloud: certificate sha256 {}", identity.fingerprint);
         println!(
             "dca-cloud: key pin (sha256 of the public key) {}",
             identity.key_pin
+        );
+        println!(
+            "dca-cloud: operators sign in at https://{local}/signin (accounts: dca-cloud operator add)"
         );
         println!("dca-cloud: listening on https://{local}");
         use std::io::Write;

@@ -1,6 +1,6 @@
 //! Read-only views of the database for the web page, the JSON API and the
 //! operator commands. Every query takes a [`Scope`]: an agent sees its own
-//! customer's rows and nothing else.
+//! customer's rows and nothing else, an operator its dealer's customers'.
 
 use crate::store::{Scope, Store};
 use rusqlite::params;
@@ -117,9 +117,10 @@ pub fn customers(store: &Store, scope: Scope) -> rusqlite::Result<Vec<CustomerRo
                 (SELECT COUNT(*) FROM agents a WHERE a.customer_id = c.id),
                 (SELECT COUNT(*) FROM devices d WHERE d.customer_id = c.id),
                 (SELECT MAX(last_contact_ms) FROM agents a WHERE a.customer_id = c.id)
-         FROM customers c WHERE ?1 IS NULL OR c.id = ?1 ORDER BY c.name",
+         FROM customers c WHERE (?1 IS NULL OR c.id = ?1) AND (?2 IS NULL OR c.dealer_id = ?2)
+         ORDER BY c.name",
     )?;
-    q.query_map([scope.customer()], |r| {
+    q.query_map([scope.customer(), scope.dealer()], |r| {
         Ok(CustomerRow {
             name: r.get(0)?,
             agents: r.get(1)?,
@@ -181,13 +182,20 @@ fn device_rows(
     let mut q = conn.prepare(
         "SELECT d.id, c.name, d.device_key, d.key_stable, d.vendor, d.model, d.serial, d.address, d.agent_id, d.last_seen_ms
          FROM devices d JOIN customers c ON c.id = d.customer_id
-         WHERE (?1 IS NULL OR d.customer_id = ?1)
+         WHERE (?1 IS NULL OR d.customer_id = ?1) AND (?6 IS NULL OR c.dealer_id = ?6)
            AND (?2 = 0 OR d.id = ?3 OR d.device_key = ?4 OR (d.serial = ?5 AND d.serial <> ''))
          ORDER BY c.name, d.device_key",
     )?;
     let mut devices: Vec<DeviceRow> = q
         .query_map(
-            params![scope.customer(), only.is_some(), id, key, serial],
+            params![
+                scope.customer(),
+                only.is_some(),
+                id,
+                key,
+                serial,
+                scope.dealer()
+            ],
             |r| {
                 Ok(DeviceRow {
                     id: r.get(0)?,

@@ -24,8 +24,14 @@ use dca_core::sync::reading::Reading;
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 use std::path::Path;
 
+mod new_tasks;
 mod operators;
-pub use operators::{NewOperator, Operator, Role, hash_password, password_matches};
+mod sessions;
+pub mod web_sessions;
+pub use operators::{
+    Candidate, NewOperator, Operator, Role, hash_password, password_matches, verify_sign_in,
+};
+pub use sessions::{NewSession, SESSION_IDLE_MS, SESSION_LIFETIME_MS, Session};
 
 /// How long after an enrollment its token may enroll the same host again
 /// while the agent has not called (see `Store::enrollment_again`).
@@ -34,15 +40,28 @@ pub const ENROLL_AGAIN_WITHIN_MS: i64 = 24 * 3600 * 1000;
 /// The schema version this build writes and reads (`PRAGMA user_version`).
 /// Version 2 names batches by their content digest (sync protocol 2);
 /// databases of version 1 numbered them per agent and stored `user_version`
-/// 0.
-pub const SCHEMA_VERSION: i64 = 2;
+/// 0. Version 3 adds dealers (every customer and operator belongs to one)
+/// and operators' sessions; a version 2 database is converted in place.
+pub const SCHEMA_VERSION: i64 = 3;
+
+/// The dealer every customer and operator of a version 2 database, and
+/// every one created without naming another, belongs to. Its row id is 1:
+/// the columns' default.
+pub const DEFAULT_DEALER: &str = "default";
 
 const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS customers (
+CREATE TABLE IF NOT EXISTS dealers (
     id INTEGER PRIMARY KEY,
     name TEXT NOT NULL UNIQUE,
     created_ms INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS customers (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    created_ms INTEGER NOT NULL,
+    dealer_id INTEGER NOT NULL DEFAULT 1
+);
+CREATE INDEX IF NOT EXISTS customers_by_dealer ON customers (dealer_id);
 CREATE TABLE IF NOT EXISTS enrollment_tokens (
     token_hash BLOB PRIMARY KEY,
     customer_id INTEGER NOT NULL REFERENCES customers(id),
@@ -168,8 +187,17 @@ CREATE TABLE IF NOT EXISTS operators (
     password_hash TEXT NOT NULL,
     totp_secret TEXT NOT NULL,
     totp_last_step INTEGER,
-    created_ms INTEGER NOT NULL
+    created_ms INTEGER NOT NULL,
+    dealer_id INTEGER NOT NULL DEFAULT 1
 );
+CREATE TABLE IF NOT EXISTS operator_sessions (
+    token_hash BLOB PRIMARY KEY,
+    operator_id INTEGER NOT NULL REFERENCES operators(id),
+    csrf TEXT NOT NULL,
+    created_ms INTEGER NOT NULL,
+    last_ms INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS operator_sessions_by_operator ON operator_sessions (operator_id);
 CREATE TABLE IF NOT EXISTS audit (
     id INTEGER PRIMARY KEY,
     at_ms INTEGER NOT NULL,
@@ -226,18 +254,28 @@ pub struct Agent {
 /// Whose data a reader may see.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scope {
-    /// The operator: every customer.
+    /// The cloud's own commands: every customer of every dealer.
     All,
+    /// An operator: the customers of one dealer (by its row id).
+    Dealer(i64),
     /// An agent: its own customer only.
     Customer(i64),
 }
 
 impl Scope {
-    /// The customer a reader is limited to; `None` for the operator.
+    /// The customer a reader is limited to, if it is limited to one.
     pub fn customer(self) -> Option<i64> {
         match self {
-            Scope::All => None,
             Scope::Customer(c) => Some(c),
+            Scope::All | Scope::Dealer(_) => None,
+        }
+    }
+
+    /// The dealer whose customers a reader is limited to, if it is.
+    pub fn dealer(self) -> Option<i64> {
+        match self {
+            Scope::Dealer(d) => Some(d),
+            Scope::All | Scope::Customer(_) => None,
         }
     }
 }
@@ -324,6 +362,8 @@ pub struct Store {
     entropy: Option<EntropyFn>,
     /// How often agents are told to call for tasks, in seconds.
     poll_interval_s: u32,
+    /// How long the server holds an agent's `listen` (0: it holds none).
+    hold_max_s: u32,
 }
 
 impl std::fmt::Debug for Store {
@@ -380,7 +420,7 @@ fn prepare(conn: &mut Connection, path: &Path) -> Result<(), String> {
             |r| r.get(0),
         )
         .map_err(fail)?;
-    if tables > 0 && version < SCHEMA_VERSION {
+    if tables > 0 && version < 2 {
         return Err(format!(
             "database {} was made by an older dca-cloud (schema version {version}, sync protocol 1, \
              batches numbered per agent); this dca-cloud needs schema version {SCHEMA_VERSION} \
@@ -396,12 +436,59 @@ fn prepare(conn: &mut Connection, path: &Path) -> Result<(), String> {
             path.display()
         ));
     }
+    if tables > 0 && version == 2 {
+        convert_from_2(&tx).map_err(fail)?;
+    }
     tx.execute_batch(SCHEMA).map_err(fail)?;
+    tx.execute_batch(web_sessions::SCHEMA).map_err(fail)?;
+    tx.execute(
+        "INSERT OR IGNORE INTO dealers (id, name, created_ms) VALUES (1, ?1, ?2)",
+        params![DEFAULT_DEALER, now_ms()],
+    )
+    .map_err(fail)?;
     if version != SCHEMA_VERSION {
         tx.pragma_update(None, "user_version", SCHEMA_VERSION)
             .map_err(fail)?;
     }
     tx.commit().map_err(fail)
+}
+
+/// Version 2 to 3, inside [`prepare`]'s transaction (a failure leaves the
+/// file as it was): customers and operators gain their dealer, the default
+/// one; the new tables come from [`SCHEMA`]. The dealer columns name no
+/// foreign key, in new databases either: SQLite cannot add one with a
+/// default other than NULL while foreign keys are on, and a converted
+/// database must be the same as a new one.
+fn convert_from_2(tx: &Transaction<'_>) -> rusqlite::Result<()> {
+    tx.execute_batch("ALTER TABLE customers ADD COLUMN dealer_id INTEGER NOT NULL DEFAULT 1")?;
+    // The operators table came later in version 2's life: a database made
+    // before it gets the whole table from the schema.
+    let operators: i64 = tx.query_row(
+        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'operators'",
+        [],
+        |r| r.get(0),
+    )?;
+    if operators > 0 {
+        tx.execute_batch("ALTER TABLE operators ADD COLUMN dealer_id INTEGER NOT NULL DEFAULT 1")?;
+    }
+    Ok(())
+}
+
+/// A dealer's name: what people type and pages show, nothing that could
+/// pass for markup or break a log line.
+fn check_dealer_name(name: &str) -> Result<(), String> {
+    let ok = (1..=64).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@' | ' '))
+        && name.trim() == name;
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "dealer name {name:?}: 1 to 64 letters, digits, spaces (not at either end), '.', '_', '-' or '@'"
+        ))
+    }
 }
 
 fn audit_in(
@@ -443,9 +530,9 @@ pub struct TaskRow {
 pub const DEFAULT_POLL_INTERVAL_S: u32 = 300;
 
 impl Store {
-    /// Opens (creating if needed) the database at `path`. A database made by
-    /// an older dca-cloud (another schema version) is refused, naming the
-    /// file.
+    /// Opens (creating if needed) the database at `path`. A database of
+    /// schema version 2 is converted; one of an older or newer dca-cloud
+    /// is refused, naming the file.
     pub fn open(path: &Path) -> Result<Store, String> {
         let mut conn = Connection::open(path)
             .map_err(|e| format!("cannot open database {}: {e}", path.display()))?;
@@ -459,12 +546,24 @@ impl Store {
             clock: Box::new(now_ms),
             entropy: None,
             poll_interval_s: DEFAULT_POLL_INTERVAL_S,
+            hold_max_s: 0,
         })
     }
 
     /// How often agents are told to call for tasks (`welcome`), in seconds.
     pub fn poll_interval_s(&self) -> u32 {
         self.poll_interval_s
+    }
+
+    /// How long the server in front of this store holds a `listen`, as
+    /// `welcome` tells agents (0: no push channel; the store alone, as the
+    /// simulator uses it, holds nothing).
+    pub fn hold_max_s(&self) -> u32 {
+        self.hold_max_s
+    }
+
+    pub fn set_hold_max_s(&mut self, seconds: u32) {
+        self.hold_max_s = seconds;
     }
 
     /// Sets it (at least 1 s): a cloud whose operators want tasks taken up
@@ -541,18 +640,68 @@ impl Store {
         tx.commit()
     }
 
-    fn customer_id(tx: &Transaction<'_>, name: &str, now: i64) -> rusqlite::Result<i64> {
+    /// The id of dealer `name`, created if new.
+    fn dealer_id(tx: &Transaction<'_>, name: &str, now: i64) -> Result<i64, String> {
+        check_dealer_name(name)?;
         tx.execute(
-            "INSERT INTO customers (name, created_ms) VALUES (?1, ?2) ON CONFLICT(name) DO NOTHING",
+            "INSERT INTO dealers (name, created_ms) VALUES (?1, ?2) ON CONFLICT(name) DO NOTHING",
             params![name, now],
-        )?;
-        tx.query_row("SELECT id FROM customers WHERE name = ?1", [name], |r| {
+        )
+        .map_err(|e| e.to_string())?;
+        tx.query_row("SELECT id FROM dealers WHERE name = ?1", [name], |r| {
             r.get(0)
         })
+        .map_err(|e| e.to_string())
     }
 
-    /// Creates a one-time enrollment token for `customer` (created if new).
+    /// The id of customer `name`, created for `dealer` (the default one
+    /// when `None`) if new. An existing customer stays with its dealer:
+    /// naming another is refused, naming both.
+    fn customer_id(
+        tx: &Transaction<'_>,
+        name: &str,
+        dealer: Option<&str>,
+        now: i64,
+    ) -> Result<i64, String> {
+        let existing: Option<(i64, String)> = tx
+            .query_row(
+                "SELECT c.id, d.name FROM customers c JOIN dealers d ON d.id = c.dealer_id WHERE c.name = ?1",
+                [name],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(|e| e.to_string())?;
+        if let Some((id, has)) = existing {
+            return match dealer {
+                Some(wanted) if wanted != has => Err(format!(
+                    "customer {name} belongs to dealer {has}, not to dealer {wanted}"
+                )),
+                _ => Ok(id),
+            };
+        }
+        let dealer_id = Self::dealer_id(tx, dealer.unwrap_or(DEFAULT_DEALER), now)?;
+        tx.query_row(
+            "INSERT INTO customers (name, created_ms, dealer_id) VALUES (?1, ?2, ?3) RETURNING id",
+            params![name, now, dealer_id],
+            |r| r.get(0),
+        )
+        .map_err(|e| e.to_string())
+    }
+
+    /// Creates a one-time enrollment token for `customer` (created if new,
+    /// for the default dealer).
     pub fn create_token(&mut self, customer: &str) -> Result<String, String> {
+        self.create_token_for(customer, None)
+    }
+
+    /// Creates a one-time enrollment token for `customer`; a new customer
+    /// belongs to `dealer` (the default one when `None`), an existing one
+    /// must belong to it already.
+    pub fn create_token_for(
+        &mut self,
+        customer: &str,
+        dealer: Option<&str>,
+    ) -> Result<String, String> {
         let customer = customer.trim();
         if customer.is_empty() {
             return Err("the customer name is empty".into());
@@ -560,7 +709,7 @@ impl Store {
         let token = format!("dcat_{}", self.random_hex(24));
         let now = self.now();
         let tx = self.conn.transaction().map_err(|e| e.to_string())?;
-        let id = Self::customer_id(&tx, customer, now).map_err(|e| e.to_string())?;
+        let id = Self::customer_id(&tx, customer, dealer, now)?;
         tx.execute(
             "INSERT INTO enrollment_tokens (token_hash, customer_id, created_ms) VALUES (?1, ?2, ?3)",
             params![secret::hash(&token), id, now],
@@ -570,6 +719,18 @@ impl Store {
             .map_err(|e| e.to_string())?;
         tx.commit().map_err(|e| e.to_string())?;
         Ok(token)
+    }
+
+    /// The dealer of customer `customer`, when it exists.
+    pub fn dealer_of(&self, customer: &str) -> Result<Option<String>, String> {
+        self.conn
+            .query_row(
+                "SELECT d.name FROM customers c JOIN dealers d ON d.id = c.dealer_id WHERE c.name = ?1",
+                [customer],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| e.to_string())
     }
 
     /// Trades a one-time token for a new agent's id and secret.

@@ -59,6 +59,9 @@ fn child() {
             ..Limits::default()
         };
         let server = inproc::start("emfile", "127.58.20.1", limits).await;
+        let op = server
+            .sign_in("127.58.20.4", dca_cloud::store::Role::Viewer, "default")
+            .await;
         // Connections until the process (client and server alike) has no
         // descriptor left; bounded by the limit.
         let mut held = Vec::new();
@@ -110,7 +113,7 @@ fn child() {
             "127.58.20.3",
             "GET",
             "/api/customers",
-            &format!("Authorization: {}\r\n", inproc::OPERATOR),
+            &op.cookie,
             b"",
         )
         .await

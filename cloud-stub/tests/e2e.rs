@@ -107,15 +107,10 @@ fn corpus_printers_reach_the_database_whole() {
         .unwrap();
     assert_eq!(last, records[1].digest);
 
-    // The web page, for the operator, shows every device and supply bars.
-    let (status, page) = curl(
-        cloud,
-        &[
-            "-u",
-            &format!("operator:{}", cloud.operator),
-            &format!("{}/", cloud.url),
-        ],
-    );
+    // The web page, for an operator signed in, shows every device of its
+    // dealer's customers and supply bars.
+    let session = sign_in(cloud, "viewer", "default");
+    let (status, page) = curl(cloud, &["-H", &session, &format!("{}/", cloud.url)]);
     assert_eq!(status, 200);
     let page = String::from_utf8(page).unwrap();
     for s in &printers {
@@ -127,7 +122,9 @@ fn corpus_printers_reach_the_database_whole() {
     }
     assert!(page.contains("class=bar"));
     let (status, _) = curl(cloud, &[&format!("{}/", cloud.url)]);
-    assert_eq!(status, 401, "the page is not public");
+    assert_eq!(status, 303, "the page is not public: to the sign-in form");
+    let (status, _) = curl(cloud, &[&format!("{}/api/devices", cloud.url)]);
+    assert_eq!(status, 401, "nor is the API");
     let (status, json) = api(cloud, state, "/api/devices");
     assert_eq!(status, 200);
     let devices: serde_json::Value = serde_json::from_slice(&json).unwrap();

@@ -11,6 +11,7 @@ mod inproc;
 
 use dca_cloud::guard::Guard;
 use dca_cloud::limits::Limits;
+use dca_cloud::store::Role;
 use dca_core::sync::message::{Request, Response};
 use inproc::*;
 use std::time::{Duration, Instant};
@@ -125,6 +126,7 @@ async fn connections_past_the_cap_are_closed_and_those_held_are_served() {
         ..short()
     };
     let server = start("cap", "127.58.3.1", limits).await;
+    let op = server.session(Role::Viewer, "default").cookie;
     let mut held = Vec::new();
     for _ in 0..3 {
         held.push(server.tls("127.58.3.2").await.unwrap());
@@ -140,21 +142,16 @@ async fn connections_past_the_cap_are_closed_and_those_held_are_served() {
     assert!(start.elapsed() < Duration::from_secs(2));
     // A connection held is served all the same.
     let s = &mut held[0];
-    s.write_all(&head(
-        "GET",
-        "/api/customers",
-        &format!("Authorization: {OPERATOR}\r\n"),
-        0,
-    ))
-    .await
-    .unwrap();
+    s.write_all(&head("GET", "/api/customers", &op, 0))
+        .await
+        .unwrap();
     let answer = read_answer(s, Duration::from_secs(5)).await.unwrap();
     assert_eq!(answer.status, 200, "{answer:?}");
     // A slot given back is taken again: the last connection asks to be
     // closed, and is, which frees its slot (given back just after the
     // close: a few quick attempts, bounded).
     let mut last = held.pop().unwrap();
-    let close = format!("Authorization: {OPERATOR}\r\nConnection: close\r\n");
+    let close = format!("{op}Connection: close\r\n");
     last.write_all(&head("GET", "/api/customers", &close, 0))
         .await
         .unwrap();
@@ -369,31 +366,38 @@ async fn a_strangers_failed_request_ends_its_connection_and_counts() {
 
 /// Version 1 let anyone try operator passwords as fast as it answered and
 /// kept no trace. Past the allowance the address is locked out (429), even
-/// with the right password; the lockout and the failures are audited.
+/// with the right password and code; the lockout and the failures are
+/// audited.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_operator_sign_ins_lock_the_address_out_and_are_audited() {
     let server = start("sign-in", "127.58.6.1", short()).await;
-    let wrong = "Authorization: Basic b3BlcmF0b3I6d3Jvbmc=\r\n"; // operator:wrong
-    let right = format!("Authorization: {OPERATOR}\r\n");
+    let jo = server.add_operator(Role::Dealer, "default");
+    let token = server.signin_token("127.58.6.2").await;
+    let wrong = [
+        ("name", jo.name.as_str()),
+        ("password", "wrong"),
+        ("code", "000000"),
+    ];
     for i in 0..Guard::ALLOWED {
-        let a = request(&server, "127.58.6.2", "GET", "/", wrong, b"")
-            .await
-            .unwrap();
+        let a = server.post_signin("127.58.6.2", &token, wrong, "").await;
         assert_eq!(a.status, 401, "try {i}");
-        assert!(a.header("WWW-Authenticate").is_some());
+        assert!(a.text().contains("wrong name, password or code"), "{a:?}");
     }
-    let a = request(&server, "127.58.6.2", "GET", "/", wrong, b"")
-        .await
-        .unwrap();
+    let a = server.post_signin("127.58.6.2", &token, wrong, "").await;
     assert_eq!(a.status, 429);
-    let a = request(&server, "127.58.6.2", "GET", "/", &right, b"")
-        .await
-        .unwrap();
-    assert_eq!(a.status, 429, "locked out, the right password included");
-    let a = request(&server, "127.58.6.3", "GET", "/", &right, b"")
-        .await
-        .unwrap();
-    assert_eq!(a.status, 200, "another address signs in");
+    assert!(a.header("Retry-After").is_some(), "{a:?}");
+    let code = server.code(&jo.totp);
+    let right = [
+        ("name", jo.name.as_str()),
+        ("password", jo.password.as_str()),
+        ("code", code.as_str()),
+    ];
+    let a = server.post_signin("127.58.6.2", &token, right, "").await;
+    assert_eq!(a.status, 429, "locked out, the right credentials included");
+    assert_eq!(a.cookie("__Host-dca_session"), None);
+    let other = server.signin_token("127.58.6.3").await;
+    let a = server.post_signin("127.58.6.3", &other, right, "").await;
+    assert_eq!(a.status, 303, "another address signs in: {a:?}");
     assert_eq!(
         server.count("SELECT COUNT(*) FROM audit WHERE event = 'operator_locked_out' AND remote = '127.58.6.2'"),
         1
@@ -420,7 +424,7 @@ async fn failed_operator_sign_ins_lock_the_address_out_and_are_audited() {
 const SECURITY: [(&str, &str); 4] = [
     ("X-Content-Type-Options", "nosniff"),
     ("X-Frame-Options", "DENY"),
-    ("Referrer-Policy", "no-referrer"),
+    ("Referrer-Policy", "same-origin"),
     ("Content-Security-Policy", "frame-ancestors 'none'"),
 ];
 
@@ -430,12 +434,21 @@ const SECURITY: [(&str, &str); 4] = [
 async fn every_answer_carries_the_security_headers() {
     let server = start("headers", "127.58.7.1", short()).await;
     let auth = server.agent("acme");
-    let op = format!("Authorization: {OPERATOR}\r\n");
+    let op = server.sign_in("127.58.7.3", Role::Viewer, "default").await;
     let cases = [
-        ("GET", "/", op.clone(), Vec::new(), 200),
-        ("GET", "/api/devices", op.clone(), Vec::new(), 200),
-        ("GET", "/nothing", op.clone(), Vec::new(), 404),
-        ("GET", "/", String::new(), Vec::new(), 401),
+        ("GET", "/", op.cookie.clone(), Vec::new(), 200),
+        ("GET", "/api/devices", op.cookie.clone(), Vec::new(), 200),
+        ("GET", "/nothing", op.cookie.clone(), Vec::new(), 404),
+        ("GET", "/", String::new(), Vec::new(), 303),
+        ("GET", "/api/devices", String::new(), Vec::new(), 401),
+        ("GET", "/signin", String::new(), Vec::new(), 200),
+        (
+            "POST",
+            "/signout",
+            op.cookie.clone(),
+            b"csrf=wrong".to_vec(),
+            403,
+        ),
         ("POST", "/v1/sync", sync_headers(&auth), hello(), 200),
         (
             "POST",
@@ -461,6 +474,9 @@ async fn every_answer_carries_the_security_headers() {
             csp.contains("default-src 'none'") && !csp.contains("script-src"),
             "{csp}"
         );
+        // The pages have forms now (sign-in, sign-out): posted here only.
+        assert!(csp.contains("form-action 'self'"), "{csp}");
+        assert_eq!(a.header("Cache-Control"), Some("no-store"), "case {i}");
     }
 }
 
@@ -529,7 +545,10 @@ async fn a_device_name_never_lands_on_another_customers_device() {
     // zzz's printer is device 1; aaa's has serial "1".
     deliver(&server, &zzz, "ZZZSERIAL", &[("total", 100)], 1).await;
     deliver(&server, &aaa, "1", &[("total", 200)], 1).await;
-    let op = format!("Authorization: {OPERATOR}\r\n");
+    let op = server
+        .sign_in("127.58.9.3", Role::Viewer, "default")
+        .await
+        .cookie;
     let get = |path: String, headers: String| {
         let server = &server;
         async move {
@@ -584,7 +603,10 @@ async fn readings_come_in_pages() {
     for round in 1..=7u64 {
         deliver(&server, &auth, "PAGED1", &[("total", 1000 + round)], round).await;
     }
-    let op = format!("Authorization: {OPERATOR}\r\n");
+    let op = server
+        .sign_in("127.58.10.3", Role::Dealer, "default")
+        .await
+        .cookie;
     let mut seen = Vec::new();
     let mut path = "/api/devices/serial:PAGED1/readings?limit=3".to_string();
     for _ in 0..10 {

@@ -1,10 +1,11 @@
 //! The store on a real SQLite file: batches held exactly once per customer
 //! by their content digest (sync protocol 2), refusals that leave nothing
 //! behind, customers kept apart, a database restored from an older copy,
-//! databases of an older dca-cloud refused, and readings placed in time.
+//! databases of an older dca-cloud refused or (schema version 2) converted,
+//! and readings placed in time.
 
 use dca_cloud::report;
-use dca_cloud::store::{Agent, Ingested, Refusal, Scope, Store, Upload};
+use dca_cloud::store::{Agent, Ingested, Refusal, Role, SCHEMA_VERSION, Scope, Store, Upload};
 use dca_core::printer::Snapshot;
 use dca_core::snmprec;
 use dca_core::sync::batch::BatchId;
@@ -360,7 +361,8 @@ fn a_database_of_an_older_dca_cloud_is_refused() {
         .connection()
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 2);
+    assert_eq!(version, SCHEMA_VERSION);
+    assert_eq!(version, 3);
     drop(store);
 
     // Protocol 1's schema: batches numbered per agent, user_version 0.
@@ -387,6 +389,257 @@ fn a_database_of_an_older_dca_cloud_is_refused() {
         .unwrap();
     assert_eq!(v, 0);
     assert!(conn.prepare("SELECT last_seq FROM agents").is_ok());
+}
+
+/// Version 2's schema, as dca-cloud made it before dealers and operators'
+/// sessions: what a cloud upgraded from it finds on disk.
+const SCHEMA_V2: &str = "
+CREATE TABLE IF NOT EXISTS customers (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    created_ms INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS enrollment_tokens (
+    token_hash BLOB PRIMARY KEY,
+    customer_id INTEGER NOT NULL REFERENCES customers(id),
+    created_ms INTEGER NOT NULL,
+    used_ms INTEGER,
+    agent_id TEXT
+);
+CREATE TABLE IF NOT EXISTS agents (
+    id TEXT PRIMARY KEY,
+    customer_id INTEGER NOT NULL REFERENCES customers(id),
+    secret_hash BLOB NOT NULL,
+    hostname TEXT NOT NULL,
+    version TEXT NOT NULL,
+    capabilities INTEGER NOT NULL DEFAULT 0,
+    enrolled_ms INTEGER NOT NULL,
+    last_contact_ms INTEGER,
+    clock_skew_ms INTEGER,
+    last_batch BLOB,
+    revoked_ms INTEGER
+);
+CREATE TABLE IF NOT EXISTS batches (
+    id INTEGER PRIMARY KEY,
+    customer_id INTEGER NOT NULL REFERENCES customers(id),
+    agent_id TEXT NOT NULL REFERENCES agents(id),
+    digest BLOB NOT NULL,
+    readings INTEGER NOT NULL,
+    received_ms INTEGER NOT NULL,
+    position INTEGER NOT NULL,
+    UNIQUE (customer_id, digest)
+);
+CREATE INDEX IF NOT EXISTS batches_by_agent ON batches (agent_id);
+CREATE TABLE IF NOT EXISTS devices (
+    id INTEGER PRIMARY KEY,
+    customer_id INTEGER NOT NULL REFERENCES customers(id),
+    device_key TEXT NOT NULL,
+    key_stable INTEGER NOT NULL,
+    vendor TEXT NOT NULL,
+    serial TEXT NOT NULL,
+    mac TEXT,
+    model TEXT NOT NULL,
+    firmware TEXT NOT NULL,
+    sys_name TEXT NOT NULL,
+    location TEXT NOT NULL,
+    address TEXT NOT NULL,
+    agent_id TEXT NOT NULL REFERENCES agents(id),
+    first_seen_ms INTEGER NOT NULL,
+    last_seen_ms INTEGER NOT NULL,
+    UNIQUE (customer_id, device_key)
+);
+CREATE TABLE IF NOT EXISTS readings (
+    id INTEGER PRIMARY KEY,
+    device_id INTEGER NOT NULL REFERENCES devices(id),
+    agent_id TEXT NOT NULL,
+    batch_id INTEGER NOT NULL REFERENCES batches(id),
+    at_ms INTEGER,
+    boot_id BLOB NOT NULL,
+    mono_ms INTEGER NOT NULL,
+    counter TEXT NOT NULL,
+    value INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS readings_by_device ON readings (device_id, counter, id);
+CREATE TABLE IF NOT EXISTS supplies (
+    id INTEGER PRIMARY KEY,
+    device_id INTEGER NOT NULL REFERENCES devices(id),
+    batch_id INTEGER NOT NULL REFERENCES batches(id),
+    at_ms INTEGER,
+    supply_index INTEGER NOT NULL,
+    description TEXT NOT NULL,
+    type TEXT,
+    colorant TEXT NOT NULL,
+    level INTEGER,
+    max_capacity INTEGER,
+    percent REAL,
+    state TEXT NOT NULL,
+    part_number TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS supplies_by_device ON supplies (device_id, batch_id);
+CREATE TABLE IF NOT EXISTS alerts (
+    id INTEGER PRIMARY KEY,
+    device_id INTEGER NOT NULL REFERENCES devices(id),
+    batch_id INTEGER NOT NULL REFERENCES batches(id),
+    at_ms INTEGER,
+    severity TEXT,
+    alert_group INTEGER,
+    code INTEGER,
+    description TEXT NOT NULL,
+    time_cs INTEGER
+);
+CREATE TABLE IF NOT EXISTS tasks (
+    id INTEGER PRIMARY KEY,
+    agent_id TEXT NOT NULL REFERENCES agents(id),
+    kind TEXT NOT NULL,
+    arg TEXT NOT NULL,
+    created_ms INTEGER NOT NULL,
+    delivered_ms INTEGER,
+    done_ms INTEGER,
+    ok INTEGER,
+    detail TEXT
+);
+CREATE TABLE IF NOT EXISTS conflicts (
+    id INTEGER PRIMARY KEY,
+    device_id INTEGER NOT NULL REFERENCES devices(id),
+    kind TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    agent_id TEXT NOT NULL,
+    batch_id INTEGER NOT NULL REFERENCES batches(id),
+    mac TEXT,
+    first_ms INTEGER NOT NULL,
+    last_ms INTEGER NOT NULL,
+    readings INTEGER NOT NULL,
+    resolved_ms INTEGER
+);
+CREATE INDEX IF NOT EXISTS conflicts_by_device ON conflicts (device_id, resolved_ms);
+CREATE TABLE IF NOT EXISTS suspect_readings (
+    reading_id INTEGER PRIMARY KEY REFERENCES readings(id),
+    conflict_id INTEGER NOT NULL REFERENCES conflicts(id)
+);
+CREATE INDEX IF NOT EXISTS suspect_by_conflict ON suspect_readings (conflict_id);
+CREATE TABLE IF NOT EXISTS operators (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    role TEXT NOT NULL CHECK (role IN ('dealer', 'viewer')),
+    password_hash TEXT NOT NULL,
+    totp_secret TEXT NOT NULL,
+    totp_last_step INTEGER,
+    created_ms INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS audit (
+    id INTEGER PRIMARY KEY,
+    at_ms INTEGER NOT NULL,
+    agent_id TEXT,
+    customer_id INTEGER,
+    remote TEXT NOT NULL,
+    event TEXT NOT NULL,
+    detail TEXT NOT NULL
+);
+";
+
+/// The columns of `table`, as `PRAGMA table_info` lists them.
+fn columns(
+    conn: &rusqlite::Connection,
+    table: &str,
+) -> Vec<(String, String, bool, Option<String>)> {
+    conn.prepare(&format!("PRAGMA table_info({table})"))
+        .unwrap()
+        .query_map([], |r| Ok((r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+/// A cloud upgraded to dealers opens its version 2 database: it is
+/// converted in place, in the transaction that checks it, and its customers
+/// and operators belong to the default dealer.
+#[test]
+fn a_database_of_schema_version_2_is_converted_in_place() {
+    let fresh_path = db_path("v3-fresh");
+    let fresh = Store::open(&fresh_path).unwrap();
+    let path = db_path("v2");
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch(SCHEMA_V2).unwrap();
+    conn.execute_batch(
+        "PRAGMA user_version = 2;
+         INSERT INTO customers (name, created_ms) VALUES ('acme', 1), ('globex', 2);",
+    )
+    .unwrap();
+    let totp = dca_cloud::totp::Totp::from_base32("JBSWY3DPEHPK3PXPJBSWY3DP").unwrap();
+    conn.execute(
+        "INSERT INTO operators (name, role, password_hash, totp_secret, created_ms) VALUES ('jo', 'dealer', ?1, ?2, 3)",
+        [
+            dca_cloud::store::hash_password("pw").unwrap(),
+            totp.secret_base32(),
+        ],
+    )
+    .unwrap();
+    drop(conn);
+
+    let mut store = Store::open(&path).unwrap();
+    let conn = store.connection();
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, SCHEMA_VERSION);
+    // The same tables and columns as a new database's.
+    for table in ["dealers", "customers", "operators", "operator_sessions"] {
+        assert_eq!(
+            columns(conn, table),
+            columns(fresh.connection(), table),
+            "{table}"
+        );
+    }
+    let dealers: Vec<(i64, String)> = conn
+        .prepare("SELECT id, name FROM dealers")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(dealers, [(1, "default".to_string())]);
+    let names: Vec<String> = report::customers(&store, Scope::Dealer(1))
+        .unwrap()
+        .into_iter()
+        .map(|c| c.name)
+        .collect();
+    assert_eq!(names, ["acme", "globex"]);
+    assert!(
+        report::customers(&store, Scope::Dealer(2))
+            .unwrap()
+            .is_empty()
+    );
+    // The operator signs in as before, now of the default dealer.
+    let t = 1_800_000_000;
+    let jo = store
+        .sign_in("jo", "pw", &totp.code_at(t), t)
+        .unwrap()
+        .unwrap();
+    assert_eq!((jo.role, jo.dealer.as_str()), (Role::Dealer, "default"));
+    let operators = store.operators().unwrap();
+    assert_eq!(operators[0].dealer, "default");
+    // acme is the default dealer's: naming another is refused.
+    let err = store.create_token_for("acme", Some("north")).unwrap_err();
+    assert!(err.contains("default") && err.contains("north"), "{err}");
+    store.create_token_for("acme", Some("default")).unwrap();
+    drop(store);
+    // Opened again: as it is.
+    drop(Store::open(&path).unwrap());
+
+    // A version 2 database made before operators existed gets the whole
+    // table.
+    let path = db_path("v2-no-operators");
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch(SCHEMA_V2).unwrap();
+    conn.execute_batch("DROP TABLE operators; PRAGMA user_version = 2;")
+        .unwrap();
+    drop(conn);
+    let mut store = Store::open(&path).unwrap();
+    assert_eq!(
+        columns(store.connection(), "operators"),
+        columns(fresh.connection(), "operators")
+    );
+    store.add_operator("vi", Role::Viewer, "north").unwrap();
 }
 
 #[test]

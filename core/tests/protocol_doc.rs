@@ -5,7 +5,7 @@
 
 use dca_core::snmprec;
 use dca_core::sync::batch::BatchId;
-use dca_core::sync::message::{Readings, Request, Response, Task};
+use dca_core::sync::message::{Readings, RelayAnswer, Request, Response, Task};
 use dca_core::sync::{Clock, reading};
 use std::path::Path;
 
@@ -79,7 +79,7 @@ fn examples() -> Vec<(&'static str, Vec<u8>)> {
             "hello",
             Request::Hello {
                 agent_version: "0.1.0",
-                capabilities: 7,
+                capabilities: 15,
                 clock: clock(),
             },
         ),
@@ -94,6 +94,20 @@ fn examples() -> Vec<(&'static str, Vec<u8>)> {
             },
         ),
         ("task_poll", Request::TaskPoll),
+        ("listen", Request::Listen { wait_s: 25 }),
+        (
+            "relay",
+            Request::Relay {
+                session: 4,
+                answer: Some(RelayAnswer {
+                    seq: 2,
+                    status: 200,
+                    head: b"Content-Type: text/html\r\n",
+                    body: b"<html>",
+                    refused: None,
+                }),
+            },
+        ),
         (
             "task_result",
             Request::TaskResult {
@@ -124,6 +138,7 @@ fn examples() -> Vec<(&'static str, Vec<u8>)> {
                 last_batch: Some(BatchId([0x5c; 32])),
                 held: 41,
                 poll_interval_s: 300,
+                hold_max_s: 25,
             },
         ),
         (
@@ -136,6 +151,18 @@ fn examples() -> Vec<(&'static str, Vec<u8>)> {
         ),
         ("noted", Response::Noted),
         ("tasks", Response::Tasks(tasks)),
+        (
+            "forward",
+            Response::Forward {
+                seq: 3,
+                method: "GET",
+                path: "/",
+                head: b"Accept: text/html\r\n",
+                body: b"",
+            },
+        ),
+        ("relay_idle", Response::RelayIdle),
+        ("relay_closed", Response::RelayClosed),
         (
             "rejected",
             Response::Rejected {

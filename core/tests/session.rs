@@ -4,7 +4,7 @@
 
 use dca_core::sync::batch::{BatchId, parse_record};
 use dca_core::sync::journal::{AppendError, Entry, Journal};
-use dca_core::sync::message::{Readings, Request, Response, Task};
+use dca_core::sync::message::{Readings, Request, Response, Task, capability};
 use dca_core::sync::session::{Config, Event, Failure, Now, Retention, Session};
 use dca_core::sync::task::Order;
 use dca_core::time::{Duration, Instant};
@@ -98,6 +98,10 @@ struct ModelCloud {
     uploads: usize,
     /// What `welcome` says (0: nothing).
     poll_interval_s: u32,
+    /// What `welcome` offers for the push channel (0: none).
+    hold_max_s: u32,
+    /// The waits of the `listen` requests answered.
+    listens: Vec<u32>,
 }
 
 impl ModelCloud {
@@ -109,6 +113,7 @@ impl ModelCloud {
                 last_batch: self.last,
                 held: self.held.len() as u64,
                 poll_interval_s: self.poll_interval_s,
+                hold_max_s: self.hold_max_s,
             },
             Request::Upload {
                 batch,
@@ -142,7 +147,10 @@ impl ModelCloud {
                     duplicate,
                 }
             }
-            Request::TaskPoll => {
+            Request::TaskPoll | Request::Listen { .. } => {
+                if let Request::Listen { wait_s } = Request::decode(body).unwrap() {
+                    self.listens.push(wait_s);
+                }
                 let mut list = heapless::Vec::new();
                 for (id, kind, arg) in self.tasks.drain(..) {
                     list.push(Task { id, kind, arg }).unwrap();
@@ -155,7 +163,7 @@ impl ModelCloud {
                 self.results.push((task, ok, detail.to_string()));
                 Response::Noted
             }
-            Request::Enroll { .. } => unreachable!(),
+            Request::Enroll { .. } | Request::Relay { .. } => unreachable!(),
         };
         let n = response.encode(&mut out).unwrap();
         out.truncate(n);
@@ -194,6 +202,8 @@ struct Agent {
     journal: MemJournal,
     now: u64,
     events: Vec<Event>,
+    /// A `listen` sent and not answered yet.
+    held: Option<Vec<u8>>,
 }
 
 impl Agent {
@@ -205,6 +215,7 @@ impl Agent {
             journal: MemJournal::default(),
             now: 0,
             events: Vec::new(),
+            held: None,
         }
     }
 
@@ -280,6 +291,65 @@ impl Agent {
             .collect()
     }
 
+    /// Answers the `listen` held since [`Agent::until_listen`] from
+    /// `cloud` (tasks are not run).
+    fn answer_held(&mut self, cloud: &mut ModelCloud) {
+        let held = self.held.take().expect("a listen is held");
+        let (status, body) = cloud.answer(&held);
+        let now = self.at();
+        self.session
+            .handle_response(now, &mut self.journal, status, &body);
+        self.drain();
+    }
+
+    /// Steps until the session holds a `listen` (not answered) or has
+    /// nothing to send; returns the kinds sent before it. Bounded.
+    fn until_listen(&mut self, cloud: &mut ModelCloud) -> (Vec<&'static str>, Option<u32>) {
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut sent = Vec::new();
+        let mut round_ended = false;
+        for _ in 0..50 {
+            let now = self.at();
+            let Some(len) = self.session.poll_request(now, &mut self.journal, &mut buf) else {
+                let seen = self.events.len();
+                self.drain();
+                // The call that ends a round sends nothing; the next may
+                // listen.
+                if !round_ended
+                    && self.events[seen..]
+                        .iter()
+                        .any(|e| matches!(e, Event::RoundDone { .. }))
+                {
+                    round_ended = true;
+                    continue;
+                }
+                return (sent, None);
+            };
+            if let Request::Listen { wait_s } = Request::decode(&buf[..len]).unwrap() {
+                self.held = Some(buf[..len].to_vec());
+                return (sent, Some(wait_s));
+            }
+            sent.push(kind_of(&buf[..len]));
+            let (status, body) = cloud.answer(&buf[..len]);
+            self.session
+                .handle_response(now, &mut self.journal, status, &body);
+            let seen = self.events.len();
+            self.drain();
+            // Tasks that came are run at once.
+            let started: Vec<u64> = self.events[seen..]
+                .iter()
+                .filter_map(|e| match e {
+                    Event::Task { id, .. } => Some(*id),
+                    _ => None,
+                })
+                .collect();
+            for id in started {
+                self.session.task_done(id, true, "done");
+            }
+        }
+        panic!("the session neither listened nor went idle");
+    }
+
     fn advance(&mut self, ms: u64) {
         self.now += ms;
         self.session.handle_timeout(Instant::from_millis(self.now));
@@ -289,6 +359,176 @@ impl Agent {
 
 fn ok(_: usize, _: &Request<'_>) -> Option<(u16, Vec<u8>)> {
     None
+}
+
+fn kind_of(body: &[u8]) -> &'static str {
+    match Request::decode(body).unwrap() {
+        Request::Enroll { .. } => "enroll",
+        Request::Hello { .. } => "hello",
+        Request::Upload { .. } => "upload",
+        Request::TaskPoll => "task_poll",
+        Request::TaskResult { .. } => "task_result",
+        Request::Listen { .. } => "listen",
+        Request::Relay { .. } => "relay",
+    }
+}
+
+/// An agent that announces the push channel, collecting every 15 min.
+fn listening_agent() -> Agent {
+    let mut a = Agent::new(Some(Duration::from_secs(900)));
+    let mut cfg = *a.session.config();
+    cfg.capabilities |= capability::LISTEN;
+    a.session = Session::new(cfg, Instant::from_millis(0), [1; 16], 42);
+    a
+}
+
+fn offering_cloud() -> ModelCloud {
+    ModelCloud {
+        hold_max_s: 25,
+        ..ModelCloud::default()
+    }
+}
+
+#[test]
+fn between_rounds_the_agent_listens_and_a_task_that_comes_starts_a_round() {
+    let mut a = listening_agent();
+    let mut cloud = offering_cloud();
+    // The first collection falls due at once; the next is 15 min away.
+    a.advance(0);
+    a.commit(1);
+    let (sent, wait) = a.until_listen(&mut cloud);
+    assert_eq!(sent, ["hello", "upload", "task_poll"]);
+    assert_eq!(
+        wait,
+        Some(25),
+        "the cloud's hold, the collection being 15 min away"
+    );
+    assert!(!a.session.is_busy(), "a held listen is not a round");
+    assert_eq!(a.session.in_flight_wait(), Some(Duration::from_secs(25)));
+    // The task comes while the listen is held.
+    cloud.tasks.push((7, "rescan", ""));
+    a.answer_held(&mut cloud);
+    assert_eq!(cloud.listens, [25]);
+    assert!(
+        a.events
+            .iter()
+            .any(|e| matches!(e, Event::Task { id: 7, .. })),
+        "{:?}",
+        a.events
+    );
+    assert!(a.session.is_busy());
+    assert_eq!(a.session.in_flight_wait(), None);
+    // Nothing is sent while the task runs; then its result goes out in a
+    // round, and the agent listens again.
+    let mut buf = vec![0u8; 1024];
+    let now = a.at();
+    assert_eq!(a.session.poll_request(now, &mut a.journal, &mut buf), None);
+    a.session.task_done(7, true, "rescan: done");
+    let (sent, wait) = a.until_listen(&mut cloud);
+    assert_eq!(sent, ["hello", "task_result", "task_poll"]);
+    assert_eq!(cloud.results, [(7, true, "rescan: done".to_string())]);
+    assert_eq!(wait, Some(25));
+}
+
+#[test]
+fn a_listen_ends_before_the_next_collection_and_none_is_sent_just_before_it() {
+    let mut a = listening_agent();
+    let mut cloud = offering_cloud();
+    a.advance(0);
+    a.until_listen(&mut cloud);
+    // An empty answer: the agent may listen again at once.
+    a.answer_held(&mut cloud);
+    // 10.5 s before the collection: a wait of 10 s.
+    a.now = 900_000 - 10_500;
+    let mut buf = vec![0u8; 1024];
+    let n = a
+        .session
+        .poll_request(a.at(), &mut a.journal, &mut buf)
+        .unwrap();
+    assert_eq!(
+        Request::decode(&buf[..n]).unwrap(),
+        Request::Listen { wait_s: 10 }
+    );
+    assert_eq!(a.session.in_flight_wait(), Some(Duration::from_secs(10)));
+    // The shell gives it up to run a round: no failure, no channel down.
+    a.session.abandon_listen();
+    a.now = 900_000 - 900;
+    assert_eq!(
+        a.session.poll_request(a.at(), &mut a.journal, &mut buf),
+        None
+    );
+    a.drain();
+    assert!(a.failures().is_empty());
+    assert!(
+        !a.events
+            .iter()
+            .any(|e| matches!(e, Event::ChannelDown { .. }))
+    );
+    a.advance(900);
+    assert!(a.events.iter().any(|e| matches!(e, Event::Collect)));
+}
+
+#[test]
+fn a_failed_channel_falls_back_to_the_task_poll_without_backoff_and_is_tried_after_the_next_round()
+{
+    for fault in ["transport", "gateway"] {
+        let mut a = listening_agent();
+        let mut cloud = offering_cloud();
+        a.advance(0);
+        a.until_listen(&mut cloud);
+        a.held = None;
+        let now = a.at();
+        if fault == "transport" {
+            a.session.handle_transport_error(now, "connection reset");
+        } else {
+            // A proxy that cuts held requests answers with its own page.
+            a.session
+                .handle_response(now, &mut a.journal, 504, b"<html>Gateway Timeout</html>");
+        }
+        a.drain();
+        assert!(
+            a.events
+                .iter()
+                .any(|e| matches!(e, Event::ChannelDown { .. })),
+            "{fault}: {:?}",
+            a.events
+        );
+        assert!(a.failures().is_empty(), "{fault}: no backoff");
+        assert!(!a.session.channel_up());
+        // No listen until the task poll is due (5 min, the default).
+        assert_eq!(a.until_listen(&mut cloud), (vec![], None), "{fault}");
+        a.advance(299_000);
+        assert_eq!(a.until_listen(&mut cloud), (vec![], None), "{fault}");
+        a.advance(1_000);
+        let (sent, wait) = a.until_listen(&mut cloud);
+        assert_eq!(sent, ["hello", "task_poll"], "{fault}");
+        assert_eq!(
+            wait,
+            Some(25),
+            "{fault}: the round went through, the channel is tried again"
+        );
+    }
+}
+
+#[test]
+fn no_listen_without_the_capability_or_the_clouds_offer() {
+    // The agent announces it, the cloud offers none (an older cloud).
+    let mut a = listening_agent();
+    let mut cloud = ModelCloud::default();
+    a.advance(0);
+    assert_eq!(
+        a.until_listen(&mut cloud),
+        (vec!["hello", "task_poll"], None)
+    );
+    // The cloud offers it, the agent does not announce it.
+    let mut a = Agent::new(Some(Duration::from_secs(900)));
+    let mut cloud = offering_cloud();
+    a.advance(0);
+    assert_eq!(
+        a.until_listen(&mut cloud),
+        (vec!["hello", "task_poll"], None)
+    );
+    assert!(cloud.listens.is_empty());
 }
 
 #[test]

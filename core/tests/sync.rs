@@ -7,7 +7,7 @@ use dca_core::printer::Snapshot;
 use dca_core::snmprec;
 use dca_core::sync::batch::{self as batches, BatchId, BatchWriter, Refused};
 use dca_core::sync::http::{self, Body, HttpError, PostHead};
-use dca_core::sync::message::{Readings, Request, Response, Task};
+use dca_core::sync::message::{Readings, RelayAnswer, Request, Response, Task};
 use dca_core::sync::reading::{self, DeviceKey, Reading};
 use dca_core::sync::{Clock, Error};
 use std::path::{Path, PathBuf};
@@ -213,6 +213,31 @@ fn every_request_and_response_round_trips() {
             readings: Readings::new(&raw, n),
         },
         Request::TaskPoll,
+        Request::Listen { wait_s: 25 },
+        Request::Relay {
+            session: 4,
+            answer: None,
+        },
+        Request::Relay {
+            session: 4,
+            answer: Some(RelayAnswer {
+                seq: 2,
+                status: 200,
+                head: b"Content-Type: text/html\r\n",
+                body: b"<html>",
+                refused: None,
+            }),
+        },
+        Request::Relay {
+            session: 4,
+            answer: Some(RelayAnswer {
+                seq: 3,
+                status: 403,
+                head: b"",
+                body: b"",
+                refused: Some("download refused"),
+            }),
+        },
         Request::TaskResult {
             task: 3,
             ok: false,
@@ -262,12 +287,14 @@ fn every_request_and_response_round_trips() {
             last_batch: Some(BatchId([7; 32])),
             held: 4,
             poll_interval_s: 300,
+            hold_max_s: 25,
         },
         Response::Welcome {
             server_ms: 5,
             last_batch: None,
             held: 0,
             poll_interval_s: 300,
+            hold_max_s: 0,
         },
         Response::Ack {
             batch: BatchId([9; 32]),
@@ -280,6 +307,15 @@ fn every_request_and_response_round_trips() {
             code: 400,
             reason: "reading 3 of the batch: missing field `clock`",
         },
+        Response::Forward {
+            seq: 2,
+            method: "POST",
+            path: "/network",
+            head: b"Content-Type: application/x-www-form-urlencoded\r\n",
+            body: b"ip=10.0.0.7",
+        },
+        Response::RelayIdle,
+        Response::RelayClosed,
     ];
     for resp in &responses {
         let mut buf = [0u8; 2048];

@@ -395,6 +395,10 @@ impl<J: Journal + 'static, F: NorFlash> Delivery<J, F> {
             Event::TaskRefused { id, detail } => {
                 defmt::warn!("delivery: task {=u64} refused: {=str}", id, detail.as_str())
             }
+            // The image announces no push channel, so none can fail.
+            Event::ChannelDown { detail } => {
+                defmt::warn!("delivery: push channel down: {=str}", detail.as_str())
+            }
             Event::Delivered {
                 pos,
                 stored,
@@ -534,6 +538,13 @@ impl<J: Journal + 'static, F: NorFlash> Delivery<J, F> {
                 let mut d = String::new();
                 let _ = write!(d, "log level {} (until restart)", level.id());
                 (true, d)
+            }
+            // Device Web Access is the host agent's for now: the image does
+            // not announce it, and says so if asked.
+            Order::OpenWeb(_) => {
+                let mut d = String::new();
+                let _ = write!(d, "web access is not relayed by this device");
+                (false, d)
             }
         };
         defmt::info!("delivery: task {=u64}: {=str}", id, detail.as_str());

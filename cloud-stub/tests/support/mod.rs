@@ -17,6 +17,7 @@ use std::cell::RefCell;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -189,7 +190,12 @@ impl Proc {
 
     /// SIGTERM, then the exit status (bounded: the process must say it
     /// stopped within `STARTUP`).
-    pub fn terminate(mut self, stopped: &str) -> ExitStatus {
+    pub fn terminate(self, stopped: &str) -> ExitStatus {
+        self.terminate_saying(stopped).0
+    }
+
+    /// [`Proc::terminate`], with the line that said it stopped.
+    pub fn terminate_saying(mut self, stopped: &str) -> (ExitStatus, String) {
         let pid = self.child.id().to_string();
         assert!(
             Command::new("kill")
@@ -198,8 +204,8 @@ impl Proc {
                 .unwrap()
                 .success()
         );
-        self.wait_within(stopped, STARTUP);
-        self.child.wait().unwrap()
+        let line = self.wait_within(stopped, STARTUP);
+        (self.child.wait().unwrap(), line)
     }
 }
 
@@ -213,16 +219,13 @@ pub struct Cloud {
     pub url: String,
     pub db: PathBuf,
     pub fingerprint: String,
-    pub operator: String,
     pub banner: Vec<String>,
 }
 
 pub fn start_cloud(dir: &Path, listen: &str) -> Cloud {
     let db = dir.join("cloud.db");
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_dca-cloud"));
-    cmd.args(["serve", "--listen", listen, "--db"])
-        .arg(&db)
-        .env_remove("DCA_CLOUD_OPERATOR_PASSWORD");
+    cmd.args(["serve", "--listen", listen, "--db"]).arg(&db);
     let (proc, banner) = Proc::start(&mut cmd, "listening on https://");
     let line = banner.last().unwrap().clone();
     let find = |key: &str| {
@@ -232,7 +235,6 @@ pub fn start_cloud(dir: &Path, listen: &str) -> Cloud {
             .unwrap_or_else(|| panic!("no {key:?} in {banner:?}"))
     };
     let fingerprint = find("certificate sha256");
-    let operator = find("password");
     let url = line
         .split_once("listening on ")
         .unwrap()
@@ -244,7 +246,6 @@ pub fn start_cloud(dir: &Path, listen: &str) -> Cloud {
         url,
         db,
         fingerprint,
-        operator,
         banner,
     }
 }
@@ -417,6 +418,106 @@ pub fn curl(cloud: &Cloud, args: &[&str]) -> (u16, Vec<u8>) {
         .unwrap();
     body.truncate(split);
     (status, body)
+}
+
+/// An operator as `dca-cloud operator add` shows it, once.
+pub struct NewOperator {
+    pub name: String,
+    pub password: String,
+    /// The authenticator's secret, from the otpauth URI.
+    pub totp: dca_cloud::totp::Totp,
+}
+
+/// Adds an operator of `dealer` with `role` (a new name each time).
+pub fn add_operator(cloud: &Cloud, role: &str, dealer: &str) -> NewOperator {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    let name = format!("op{}", NEXT.fetch_add(1, Ordering::Relaxed));
+    let out = Command::new(env!("CARGO_BIN_EXE_dca-cloud"))
+        .args([
+            "operator", "add", &name, "--role", role, "--dealer", dealer, "--db",
+        ])
+        .arg(&cloud.db)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let shown = String::from_utf8(out.stdout).unwrap();
+    let password = shown
+        .lines()
+        .find_map(|l| l.strip_prefix("password: "))
+        .unwrap_or_else(|| panic!("no password in {shown}"))
+        .trim()
+        .to_string();
+    let secret = shown
+        .split_once("secret=")
+        .and_then(|(_, rest)| rest.split('&').next())
+        .unwrap_or_else(|| panic!("no otpauth secret in {shown}"));
+    let totp = dca_cloud::totp::Totp::from_base32(secret).unwrap();
+    NewOperator {
+        name,
+        password,
+        totp,
+    }
+}
+
+/// A new operator of `dealer` with `role`, added with `dca-cloud operator
+/// add` and signed in as a browser does it (the form, then the form posted
+/// with its token, name, password and the authenticator's code), by curl:
+/// the `Cookie` header line of its session. One account per sign-in: a
+/// code is taken once, so a second sign-in within its 30 s would fail.
+pub fn sign_in(cloud: &Cloud, role: &str, dealer: &str) -> String {
+    let NewOperator {
+        name,
+        password,
+        totp,
+    } = add_operator(cloud, role, dealer);
+    let url = format!("{}/signin", cloud.url);
+    let (status, form) = curl(cloud, &["-i", &url]);
+    let form = String::from_utf8(form).unwrap();
+    assert_eq!(status, 200, "{form}");
+    let token = set_cookie(&form, "__Host-dca_signin");
+    assert!(
+        form.contains(&format!("name=csrf value=\"{token}\"")),
+        "{form}"
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let fields = [
+        format!("csrf={token}"),
+        format!("name={name}"),
+        format!("password={password}"),
+        format!("code={}", totp.code_at(now)),
+    ];
+    let cookie = format!("Cookie: __Host-dca_signin={token}");
+    let mut args = vec!["-i", "-H", cookie.as_str()];
+    for f in &fields {
+        args.extend(["--data-urlencode", f.as_str()]);
+    }
+    args.push(&url);
+    let (status, answer) = curl(cloud, &args);
+    let answer = String::from_utf8(answer).unwrap();
+    assert_eq!(status, 303, "{answer}");
+    format!(
+        "Cookie: __Host-dca_session={}",
+        set_cookie(&answer, "__Host-dca_session")
+    )
+}
+
+/// The value a `Set-Cookie` header of `answer` (head and body, as `curl
+/// -i` shows it) gives cookie `name`.
+fn set_cookie(answer: &str, name: &str) -> String {
+    answer
+        .lines()
+        .take_while(|l| !l.trim().is_empty())
+        .find_map(|l| {
+            let (header, value) = l.split_once(':')?;
+            let value = value.trim().strip_prefix(&format!("{name}="))?;
+            header
+                .eq_ignore_ascii_case("set-cookie")
+                .then(|| value.split(';').next().unwrap_or("").to_string())
+        })
+        .unwrap_or_else(|| panic!("no Set-Cookie of {name} in {answer}"))
 }
 
 /// GET an API path with an agent's credentials.
@@ -660,4 +761,126 @@ pub fn number_after(line: &str, key: &str) -> u64 {
         .unwrap()
         .parse()
         .unwrap_or_else(|e| panic!("no number after {key:?} in {line:?}: {e}"))
+}
+
+/// `dca-sim serve` with `n` generated printers of `seed` on `bind`, each
+/// with its web pages on TCP port `web_port`.
+pub fn start_web_sim(bind: &str, n: usize, seed: u64, web_port: u16) -> Proc {
+    Proc::start(
+        Command::new(sibling("dca-sim")).args([
+            "serve",
+            "--generate",
+            &n.to_string(),
+            "--seed",
+            &seed.to_string(),
+            "--bind",
+            bind,
+            "--port",
+            "1161",
+            "--web-port",
+            &web_port.to_string(),
+        ]),
+        "serving",
+    )
+    .0
+}
+
+/// What an emulated fleet's web servers were asked, as it says when it
+/// stops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WebCounts {
+    pub requests: u64,
+    pub uploads: u64,
+    pub downloads: u64,
+}
+
+/// Stops a `dca-sim serve` and returns its web counts.
+pub fn stop_web_sim(sim: Proc) -> WebCounts {
+    let (_, line) = sim.terminate_saying("dca-sim: stopped;");
+    let web = line.split_once("web: ").map_or("", |(_, w)| w);
+    let n = |what: &str| -> u64 {
+        web.split(", ")
+            .find_map(|part| part.strip_suffix(what))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {what:?} in {line:?}"))
+    };
+    WebCounts {
+        requests: n(" requests"),
+        uploads: n(" firmware uploads"),
+        downloads: n(" log downloads"),
+    }
+}
+
+/// A site whose agent runs as a service (push channel and relay) against
+/// `printers` generated printers with web pages on port 8080.
+pub struct WebSite {
+    pub cloud: Cloud,
+    pub sim: Option<Proc>,
+    pub service: Option<Proc>,
+    pub state: PathBuf,
+    pub net: String,
+}
+
+impl WebSite {
+    /// The site of test `name`: the cloud on 127.65.`n`.1, the printers on
+    /// 127.65.(100 + `n`).0/30.
+    pub fn start(name: &str, n: u8) -> WebSite {
+        let dir = temp_dir(name);
+        let cloud = start_cloud(&dir, &format!("127.65.{n}.1:0"));
+        let net = format!("127.65.{}.0/30", 100 + n);
+        let sim = start_web_sim(&net, 2, 1, 8080);
+        let state = dir.join("agent");
+        enroll(&cloud, "acme", &state);
+        // Collections and task polls an hour apart: tasks come by the
+        // push channel.
+        let service = start_run(&state, &[&net], 3600, 3600);
+        wait_for(&service, "batches delivered");
+        WebSite {
+            cloud,
+            sim: Some(sim),
+            service: Some(service),
+            state,
+            net,
+        }
+    }
+
+    pub fn service(&self) -> &Proc {
+        self.service.as_ref().unwrap()
+    }
+
+    /// The first device: its id, serial and address.
+    pub fn device(&self) -> (i64, String, String) {
+        rusqlite::Connection::open(&self.cloud.db)
+            .unwrap()
+            .query_row(
+                "SELECT id, serial, address FROM devices ORDER BY id LIMIT 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .unwrap()
+    }
+
+    /// Stops the printers; what their web servers were asked.
+    pub fn printers_saw(&mut self) -> WebCounts {
+        stop_web_sim(self.sim.take().unwrap())
+    }
+}
+
+/// The page's form token (every signed-in page carries it).
+pub fn csrf(page: &str) -> String {
+    page.split_once("name=csrf value=\"")
+        .and_then(|(_, rest)| rest.split_once('"'))
+        .map(|(v, _)| v.to_string())
+        .unwrap_or_else(|| panic!("no form token in {page}"))
+}
+
+/// A header of `answer` (head and body, as `curl -i` shows it).
+pub fn header<'a>(answer: &'a str, name: &str) -> Option<&'a str> {
+    answer
+        .lines()
+        .take_while(|l| !l.trim().is_empty())
+        .find_map(|l| {
+            let (n, v) = l.split_once(':')?;
+            n.eq_ignore_ascii_case(name).then(|| v.trim())
+        })
 }

@@ -16,6 +16,9 @@ fuzz_target!(|data: &[u8]| {
             head.path,
             head.content_type,
             head.authorization,
+            head.cookie,
+            head.origin,
+            head.host,
         );
     }
     for tunnel in [false, true] {

@@ -170,6 +170,13 @@ pub struct RequestHead<'b> {
     pub content_length: usize,
     pub content_type: Option<&'b str>,
     pub authorization: Option<&'b str>,
+    /// `Cookie`: the operator's session on the cloud's web pages.
+    pub cookie: Option<&'b str>,
+    /// `Origin`: where a browser's form was posted from (checked against
+    /// `Host` to refuse cross-site requests).
+    pub origin: Option<&'b str>,
+    /// `Host`: the name and port the client addressed.
+    pub host: Option<&'b str>,
     pub close: bool,
 }
 
@@ -266,6 +273,11 @@ pub fn parse_request(bytes: &[u8]) -> Result<Option<RequestHead<'_>>, HttpError>
     let method = r.method.ok_or(HttpError::Malformed("no method"))?;
     let path = r.path.ok_or(HttpError::Malformed("no path"))?;
     let f = framing(r.headers, r.version == Some(0))?;
+    let (cookie, origin, host) = (
+        single(r.headers, "cookie")?,
+        single(r.headers, "origin")?,
+        single(r.headers, "host")?,
+    );
     Ok(Some(RequestHead {
         method,
         path,
@@ -273,6 +285,76 @@ pub fn parse_request(bytes: &[u8]) -> Result<Option<RequestHead<'_>>, HttpError>
         content_length: f.content_length.unwrap_or(0),
         content_type: f.content_type,
         authorization: f.authorization,
+        cookie,
+        origin,
+        host,
         close: f.close,
     }))
+}
+
+/// The value of header `name`, which may appear once at most: the cloud
+/// decides on these (a session, a cross-site check), and two copies would
+/// leave it to guess which one a proxy or browser meant. Not UTF-8 reads as
+/// absent, as `Authorization` does.
+fn single<'b>(headers: &[httparse::Header<'b>], name: &str) -> Result<Option<&'b str>, HttpError> {
+    let mut found = None;
+    for h in headers.iter().filter(|h| h.name.eq_ignore_ascii_case(name)) {
+        if found.is_some() {
+            return Err(HttpError::Malformed(
+                "a repeated Cookie, Origin or Host header",
+            ));
+        }
+        found = Some(core::str::from_utf8(h.value).ok());
+    }
+    Ok(found.flatten())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_request_names_its_cookie_origin_and_host() {
+        let text = b"POST /signout HTTP/1.1\r\nHost: cloud.example:8443\r\n\
+Origin: https://cloud.example:8443\r\nCookie: a=1; __Host-dca_session=ab\r\n\
+Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 5\r\n\r\ncsrf=";
+        let head = parse_request(text).unwrap().unwrap();
+        assert_eq!(head.host, Some("cloud.example:8443"));
+        assert_eq!(head.origin, Some("https://cloud.example:8443"));
+        assert_eq!(head.cookie, Some("a=1; __Host-dca_session=ab"));
+        assert_eq!(head.content_length, 5);
+        // Absent: none of them.
+        let bare = parse_request(b"GET / HTTP/1.1\r\n\r\n").unwrap().unwrap();
+        assert_eq!((bare.host, bare.origin, bare.cookie), (None, None, None));
+        // Header names are case-insensitive.
+        let lower = parse_request(b"GET / HTTP/1.1\r\nhost: h\r\nCOOKIE: c=1\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!((lower.host, lower.cookie), (Some("h"), Some("c=1")));
+    }
+
+    #[test]
+    fn a_repeated_cookie_origin_or_host_is_malformed() {
+        for twice in [
+            &b"GET / HTTP/1.1\r\nCookie: a=1\r\nCookie: a=2\r\n\r\n"[..],
+            b"GET / HTTP/1.1\r\nOrigin: https://a\r\norigin: https://b\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+        ] {
+            assert!(
+                matches!(parse_request(twice), Err(HttpError::Malformed(_))),
+                "{:?}",
+                core::str::from_utf8(twice)
+            );
+        }
+        // Other headers may repeat, as before.
+        assert!(parse_request(b"GET / HTTP/1.1\r\nAccept: a\r\nAccept: b\r\n\r\n").is_ok());
+    }
+
+    #[test]
+    fn a_value_that_is_not_utf8_reads_as_absent() {
+        let head = parse_request(b"GET / HTTP/1.1\r\nCookie: \xff\r\nHost: h\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!((head.cookie, head.host), (None, Some("h")));
+    }
 }

@@ -41,6 +41,16 @@ mod key {
     pub const HELD: u64 = 24;
     pub const DUPLICATE: u64 = 25;
     pub const AFTER: u64 = 26;
+    pub const HOLD_MAX: u64 = 27;
+    pub const WAIT: u64 = 28;
+    pub const SESSION: u64 = 29;
+    pub const SEQ: u64 = 30;
+    pub const STATUS: u64 = 31;
+    pub const HEAD: u64 = 32;
+    pub const BODY: u64 = 33;
+    pub const REFUSED: u64 = 34;
+    pub const METHOD: u64 = 35;
+    pub const PATH: u64 = 36;
 }
 
 mod kind {
@@ -49,6 +59,11 @@ mod kind {
     pub const UPLOAD: u64 = 3;
     pub const TASK_POLL: u64 = 4;
     pub const TASK_RESULT: u64 = 5;
+    pub const LISTEN: u64 = 6;
+    pub const RELAY: u64 = 7;
+    pub const FORWARD: u64 = 71;
+    pub const RELAY_IDLE: u64 = 72;
+    pub const RELAY_CLOSED: u64 = 73;
     pub const ENROLLED: u64 = 65;
     pub const WELCOME: u64 = 66;
     pub const ACK: u64 = 67;
@@ -65,6 +80,10 @@ pub mod capability {
     pub const JOURNAL: u32 = 2;
     /// Accepts `set_targets`, `set_schedule` and `set_log_level`.
     pub const SETTINGS: u32 = 4;
+    /// Keeps a `listen` request open between rounds (the push channel).
+    pub const LISTEN: u32 = 8;
+    /// Relays a dealer's browser to a device's web page (`open_web`).
+    pub const WEB_ACCESS: u32 = 16;
 }
 
 /// The readings of one upload: CBOR items already encoded (by
@@ -139,6 +158,32 @@ pub enum Request<'b> {
         ok: bool,
         detail: &'b str,
     },
+    /// The push channel: asks for tasks like [`Request::TaskPoll`], but the
+    /// cloud holds the answer until a task is there or `wait_s` seconds (at
+    /// most the `hold_max_s` of its `welcome`) have passed, then answers
+    /// `tasks`, empty when none came.
+    Listen { wait_s: u32 },
+    /// Device Web Access: the agent's side of a session's tunnel. Carries
+    /// the answer to the last request forwarded (none at first) and asks
+    /// for the next; the cloud holds it until a browser request comes.
+    Relay {
+        session: u64,
+        answer: Option<RelayAnswer<'b>>,
+    },
+}
+
+/// What the device answered to a forwarded request, or why the agent did
+/// not forward it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RelayAnswer<'b> {
+    pub seq: u64,
+    pub status: u16,
+    /// The answer's header lines (`Name: value` CRLF each), hop-by-hop ones
+    /// removed.
+    pub head: &'b [u8],
+    pub body: &'b [u8],
+    /// Set when the agent refused: nothing (or no body) was relayed.
+    pub refused: Option<&'b str>,
 }
 
 /// A task the cloud hands the agent.
@@ -160,15 +205,17 @@ pub enum TaskKind {
     SetTargets,
     SetSchedule,
     SetLogLevel,
+    OpenWeb,
 }
 
 impl TaskKind {
-    pub const ALL: [TaskKind; 5] = [
+    pub const ALL: [TaskKind; 6] = [
         TaskKind::Rescan,
         TaskKind::PollDevice,
         TaskKind::SetTargets,
         TaskKind::SetSchedule,
         TaskKind::SetLogLevel,
+        TaskKind::OpenWeb,
     ];
 
     pub fn id(self) -> &'static str {
@@ -178,6 +225,7 @@ impl TaskKind {
             TaskKind::SetTargets => "set_targets",
             TaskKind::SetSchedule => "set_schedule",
             TaskKind::SetLogLevel => "set_log_level",
+            TaskKind::OpenWeb => "open_web",
         }
     }
 
@@ -207,6 +255,9 @@ pub enum Response<'b> {
         /// How many of this agent's batches the cloud holds.
         held: u64,
         poll_interval_s: u32,
+        /// How long the cloud holds a `listen` request at most (0: it offers
+        /// no push channel, and the agent polls for tasks).
+        hold_max_s: u32,
     },
     /// A batch is safe in the cloud.
     Ack {
@@ -225,6 +276,20 @@ pub enum Response<'b> {
         code: u16,
         reason: &'b str,
     },
+    /// A browser's request to relay to the session's device.
+    Forward {
+        seq: u64,
+        method: &'b str,
+        /// Origin form (`/…`); the agent refuses anything else.
+        path: &'b str,
+        /// The request's header lines, the cloud's own cookies removed.
+        head: &'b [u8],
+        body: &'b [u8],
+    },
+    /// No browser request came within the hold: ask again.
+    RelayIdle,
+    /// The session has ended (closed, expired, idle): stop relaying.
+    RelayClosed,
 }
 
 fn header<W: Write>(e: &mut Enc<W>, entries: u64, kind: u64) -> EncResult {
@@ -317,6 +382,27 @@ impl Request<'_> {
                 put_upload_tail(e, batch, after.as_ref())?;
             }
             Request::TaskPoll => header(e, 0, kind::TASK_POLL)?,
+            Request::Listen { wait_s } => {
+                header(e, 1, kind::LISTEN)?;
+                e.u64(key::WAIT)?.u32(*wait_s)?;
+            }
+            Request::Relay { session, answer } => {
+                let extra = match answer {
+                    None => 0,
+                    Some(a) => 4u64.saturating_add(u64::from(a.refused.is_some())),
+                };
+                header(e, 1u64.saturating_add(extra), kind::RELAY)?;
+                e.u64(key::SESSION)?.u64(*session)?;
+                if let Some(a) = answer {
+                    e.u64(key::SEQ)?.u64(a.seq)?;
+                    e.u64(key::STATUS)?.u16(a.status)?;
+                    e.u64(key::HEAD)?.bytes(a.head)?;
+                    e.u64(key::BODY)?.bytes(a.body)?;
+                    if let Some(r) = a.refused {
+                        e.u64(key::REFUSED)?.str(r)?;
+                    }
+                }
+            }
             Request::TaskResult { task, ok, detail } => {
                 header(e, 3, kind::TASK_RESULT)?;
                 e.u64(key::TASK)?.u64(*task)?;
@@ -382,14 +468,22 @@ impl Response<'_> {
                 last_batch,
                 held,
                 poll_interval_s,
+                hold_max_s,
             } => {
-                header(e, if last_batch.is_some() { 4 } else { 3 }, kind::WELCOME)?;
+                let entries = 3u64
+                    .saturating_add(u64::from(last_batch.is_some()))
+                    .saturating_add(u64::from(*hold_max_s > 0));
+                header(e, entries, kind::WELCOME)?;
                 e.u64(key::SERVER_MS)?.u64(*server_ms)?;
                 e.u64(key::POLL_INTERVAL)?.u32(*poll_interval_s)?;
                 if let Some(b) = last_batch {
                     e.u64(key::LAST_BATCH)?.bytes(&b.0)?;
                 }
                 e.u64(key::HELD)?.u64(*held)?;
+                // Absent when 0: what an older cloud says, by omission.
+                if *hold_max_s > 0 {
+                    e.u64(key::HOLD_MAX)?.u32(*hold_max_s)?;
+                }
             }
             Response::Ack {
                 batch,
@@ -417,6 +511,22 @@ impl Response<'_> {
                 e.u64(key::CODE)?.u16(*code)?;
                 e.u64(key::REASON)?.str(reason)?;
             }
+            Response::Forward {
+                seq,
+                method,
+                path,
+                head,
+                body,
+            } => {
+                header(e, 5, kind::FORWARD)?;
+                e.u64(key::SEQ)?.u64(*seq)?;
+                e.u64(key::METHOD)?.str(method)?;
+                e.u64(key::PATH)?.str(path)?;
+                e.u64(key::HEAD)?.bytes(head)?;
+                e.u64(key::BODY)?.bytes(body)?;
+            }
+            Response::RelayIdle => header(e, 0, kind::RELAY_IDLE)?,
+            Response::RelayClosed => header(e, 0, kind::RELAY_CLOSED)?,
         }
         Ok(())
     }
@@ -447,6 +557,16 @@ struct Fields<'b> {
     customer: Option<&'b str>,
     server_ms: Option<u64>,
     poll_interval: Option<u32>,
+    hold_max: Option<u32>,
+    wait: Option<u32>,
+    session: Option<u64>,
+    seq: Option<u64>,
+    status: Option<u16>,
+    head: Option<&'b [u8]>,
+    body: Option<&'b [u8]>,
+    refused: Option<&'b str>,
+    method: Option<&'b str>,
+    path: Option<&'b str>,
     stored: Option<u32>,
     tasks: Option<Vec<Task<'b>, MAX_TASKS>>,
     code: Option<u16>,
@@ -526,6 +646,16 @@ impl<'b> Fields<'b> {
                 key::CUSTOMER => f.customer = Some(d.str()?),
                 key::SERVER_MS => f.server_ms = Some(d.u64()?),
                 key::POLL_INTERVAL => f.poll_interval = Some(d.u32()?),
+                key::HOLD_MAX => f.hold_max = Some(d.u32()?),
+                key::WAIT => f.wait = Some(d.u32()?),
+                key::SESSION => f.session = Some(d.u64()?),
+                key::SEQ => f.seq = Some(d.u64()?),
+                key::STATUS => f.status = Some(d.u16()?),
+                key::HEAD => f.head = Some(d.bytes()?),
+                key::BODY => f.body = Some(d.bytes()?),
+                key::REFUSED => f.refused = Some(d.str()?),
+                key::METHOD => f.method = Some(d.str()?),
+                key::PATH => f.path = Some(d.str()?),
                 key::STORED => f.stored = Some(d.u32()?),
                 key::TASKS => f.tasks = Some(tasks(&mut d)?),
                 key::CODE => f.code = Some(d.u16()?),
@@ -575,6 +705,22 @@ impl<'b> Request<'b> {
                 readings: need(f.readings, "readings")?,
             },
             kind::TASK_POLL => Request::TaskPoll,
+            kind::LISTEN => Request::Listen {
+                wait_s: need(f.wait, "wait")?,
+            },
+            kind::RELAY => Request::Relay {
+                session: need(f.session, "session")?,
+                answer: match f.seq {
+                    None => None,
+                    Some(seq) => Some(RelayAnswer {
+                        seq,
+                        status: need(f.status, "status")?,
+                        head: f.head.unwrap_or(&[]),
+                        body: f.body.unwrap_or(&[]),
+                        refused: f.refused,
+                    }),
+                },
+            },
             kind::TASK_RESULT => Request::TaskResult {
                 task: need(f.task, "task")?,
                 ok: need(f.ok, "ok")?,
@@ -600,6 +746,7 @@ impl<'b> Response<'b> {
                 last_batch: f.last_batch,
                 held: f.held.unwrap_or(0),
                 poll_interval_s: f.poll_interval.unwrap_or(0),
+                hold_max_s: f.hold_max.unwrap_or(0),
             },
             kind::ACK => Response::Ack {
                 batch: need(f.batch, "batch")?,
@@ -612,6 +759,15 @@ impl<'b> Response<'b> {
                 code: need(f.code, "code")?,
                 reason: f.reason.unwrap_or(""),
             },
+            kind::FORWARD => Response::Forward {
+                seq: need(f.seq, "seq")?,
+                method: need(f.method, "method")?,
+                path: need(f.path, "path")?,
+                head: f.head.unwrap_or(&[]),
+                body: f.body.unwrap_or(&[]),
+            },
+            kind::RELAY_IDLE => Response::RelayIdle,
+            kind::RELAY_CLOSED => Response::RelayClosed,
             other => return Err(Error::Kind(other)),
         })
     }

@@ -16,6 +16,7 @@ pub mod reading;
 pub mod session;
 pub mod task;
 pub mod url;
+pub mod web_access;
 
 use core::fmt;
 

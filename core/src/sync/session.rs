@@ -25,6 +25,10 @@
 //!   them and reports with [`Session::task_done`]; results are delivered in
 //!   the same round, and a task that collected has its batch uploaded before
 //!   the next task poll.
+//! - **Push channel**: between rounds, when the cloud offers it, a `listen`
+//!   request is kept in flight so a task arrives as soon as it is made; its
+//!   wait ends before the next collection, and a channel that fails falls
+//!   back to the task poll until the next round succeeds.
 
 use super::batch::{BatchId, parse_record};
 use super::cbor::Enc;
@@ -153,6 +157,9 @@ pub enum Event {
     },
     /// A round ended with nothing left to send.
     RoundDone { uploaded: u32, stored: u64 },
+    /// The push channel failed; tasks are polled for at the poll interval
+    /// until a round succeeds and the channel is tried again.
+    ChannelDown { detail: String<MAX_DETAIL> },
 }
 
 /// What an answer means: the one table of statuses.
@@ -255,6 +262,7 @@ enum InFlight {
     Upload { pos: u64, batch: BatchId },
     TaskPoll,
     TaskResult,
+    Listen { wait: Duration },
 }
 
 /// Where delivery stands in the journal.
@@ -305,7 +313,15 @@ pub struct Session {
     events: Deque<Event, EVENT_ROOM>,
     uploaded: u32,
     stored: u64,
+    /// How long the cloud holds a `listen` (zero: it offers no channel).
+    hold_max: Duration,
+    /// The channel failed since the last round that succeeded.
+    channel_down: bool,
 }
+
+/// A `listen` shorter than this is not worth a request: the timer that
+/// bounds it is about to fire.
+const LISTEN_MIN: Duration = Duration::from_secs(1);
 
 impl Session {
     /// A session that starts with a round at `now` (and a collection, when
@@ -334,6 +350,8 @@ impl Session {
             events: Deque::new(),
             uploaded: 0,
             stored: 0,
+            hold_max: Duration::from_secs(0),
+            channel_down: false,
         }
     }
 
@@ -371,9 +389,46 @@ impl Session {
         self.events.pop_front()
     }
 
-    /// True while a round is wanted or under way.
+    /// True while a round is wanted or under way (a held `listen` is not
+    /// one).
     pub fn is_busy(&self) -> bool {
-        self.round_wanted || self.in_flight.is_some() || self.running_tasks > 0
+        self.round_wanted
+            || self.running_tasks > 0
+            || self
+                .in_flight
+                .is_some_and(|f| !matches!(f, InFlight::Listen { .. }))
+    }
+
+    /// Whether task results wait to be delivered (a shell that stops
+    /// delivers them first, or the cloud runs those tasks again).
+    pub fn results_pending(&self) -> bool {
+        !self.results.is_empty()
+    }
+
+    /// How long the cloud may take to answer the request in flight: the
+    /// wait of a `listen`, `None` for the others (the shell's own deadline).
+    /// The shell's read deadline must allow it, plus the network's time.
+    pub fn in_flight_wait(&self) -> Option<Duration> {
+        match self.in_flight {
+            Some(InFlight::Listen { wait }) => Some(wait),
+            _ => None,
+        }
+    }
+
+    /// Gives up a held `listen` without counting it as a failure: a shell
+    /// that can post while one is held calls it when the session has a
+    /// round to run ([`Session::is_busy`]), then closes that connection.
+    pub fn abandon_listen(&mut self) {
+        if let Some(InFlight::Listen { .. }) = self.in_flight {
+            self.in_flight = None;
+        }
+    }
+
+    /// Whether the push channel is offered by the cloud and up.
+    pub fn channel_up(&self) -> bool {
+        self.cfg.capabilities & capability::LISTEN != 0
+            && self.hold_max.millis() > 0
+            && !self.channel_down
     }
 
     fn emit(&mut self, e: Event) {
@@ -478,6 +533,15 @@ impl Session {
         journal: &mut J,
         buf: &mut [u8],
     ) -> Option<usize> {
+        if !self.round_wanted
+            && self.in_flight.is_none()
+            && self.running_tasks == 0
+            && self.results.is_empty()
+            && self.retry_at.is_none()
+            && self.events.len() <= EVENT_ROOM.saturating_sub(MAX_TASKS + 4)
+        {
+            return self.listen(now, buf);
+        }
         if self.in_flight.is_some()
             || self.running_tasks > 0
             || !self.round_wanted
@@ -519,6 +583,8 @@ impl Session {
         }
         // Batches collected during the round make the next one start at once.
         self.round_wanted = matches!(journal.next(Some(self.round_limit)), Ok(Some(_)));
+        // A round that went through: the channel is worth trying again.
+        self.channel_down = false;
         self.tasks_wanted = false;
         self.task_polls = 0;
         // Every round starts with hello: it is how a cloud restored from a
@@ -530,6 +596,39 @@ impl Session {
         };
         self.emit(done);
         None
+    }
+
+    /// A `listen`, when the channel is up and no timer is about to fire:
+    /// it waits no longer than the next collection, so a shell that blocks
+    /// on it still collects on time.
+    fn listen(&mut self, now: Now, buf: &mut [u8]) -> Option<usize> {
+        if !self.channel_up() {
+            return None;
+        }
+        let mut wait = self.hold_max;
+        if let Some(c) = self.next_collect {
+            wait = wait.min(Duration::from_millis(
+                c.millis().saturating_sub(now.at.millis()),
+            ));
+        }
+        // Whole seconds, as the message carries them.
+        let wait = Duration::from_secs(wait.millis() / 1000);
+        if wait < LISTEN_MIN {
+            return None;
+        }
+        let secs = u32::try_from(wait.millis() / 1000).unwrap_or(u32::MAX);
+        let req = Request::Listen { wait_s: secs };
+        self.send(req.encode(buf), InFlight::Listen { wait }, now)
+    }
+
+    /// The channel failed: no backoff (the cloud may be fine, and a proxy
+    /// that cuts held requests would otherwise keep the agent in backoff);
+    /// the task poll takes over until a round succeeds.
+    fn channel_failed(&mut self, detail: &str) {
+        self.channel_down = true;
+        self.emit(Event::ChannelDown {
+            detail: task::truncated(detail),
+        });
     }
 
     fn send(&mut self, encoded: Result<usize, Error>, what: InFlight, now: Now) -> Option<usize> {
@@ -630,7 +729,10 @@ impl Session {
     /// The transport failed (connection refused or reset, TLS, timeout):
     /// whatever was in flight is retried after the delay.
     pub fn handle_transport_error(&mut self, now: Now, detail: &str) {
-        self.in_flight = None;
+        if let Some(InFlight::Listen { .. }) = self.in_flight.take() {
+            self.channel_failed(detail);
+            return;
+        }
         self.fail(now, Failure::Unreachable, detail);
     }
 
@@ -648,6 +750,12 @@ impl Session {
         let upload = matches!(sent, InFlight::Upload { .. });
         let result = sent == InFlight::TaskResult;
         let (verdict, reason) = judge(status, body, upload, result);
+        // A proxy's or gateway's error on a held request says the channel
+        // does not pass, not that the cloud is down.
+        if matches!(sent, InFlight::Listen { .. }) && verdict == Verdict::Retry {
+            self.channel_failed(&task::detail(format_args!("HTTP {status}: {reason}")));
+            return;
+        }
         match verdict {
             Verdict::Answer(r) => self.answer(now, journal, sent, r),
             Verdict::Quarantine { code } => {
@@ -697,9 +805,11 @@ impl Session {
                 Response::Welcome {
                     last_batch,
                     poll_interval_s,
+                    hold_max_s,
                     ..
                 },
             ) => {
+                self.hold_max = Duration::from_secs(u64::from(hold_max_s));
                 if let Err(e) = self.reconcile(journal, last_batch) {
                     let detail = task::detail(format_args!("journal: {e}"));
                     self.emit(Event::JournalFailed { detail });
@@ -738,34 +848,24 @@ impl Session {
                 });
                 self.prune(journal, now, false);
             }
+            (InFlight::Listen { .. }, Response::Tasks(tasks)) => {
+                // The channel stood in for the task poll.
+                self.next_task_poll = now.at.saturating_add(self.cfg.task_poll_every);
+                if !tasks.is_empty() {
+                    // Results, and what the tasks collect, go out in a round;
+                    // that round polls for any tasks left.
+                    self.round_wanted = true;
+                    self.tasks_wanted = true;
+                }
+                self.take_tasks(now, &tasks);
+            }
             (InFlight::TaskPoll, Response::Tasks(tasks)) => {
                 self.failures = 0;
                 self.task_polls = self.task_polls.saturating_add(1);
                 if tasks.is_empty() {
                     self.tasks_wanted = false;
                 }
-                for t in &tasks {
-                    match Order::parse(t) {
-                        Ok(order) => {
-                            if let Order::SetSchedule(every) = order {
-                                self.set_schedule(now.at, every);
-                            }
-                            self.running_tasks = self.running_tasks.saturating_add(1);
-                            self.emit(Event::Task { id: t.id, order });
-                        }
-                        Err(detail) => {
-                            self.emit(Event::TaskRefused {
-                                id: t.id,
-                                detail: detail.clone(),
-                            });
-                            let _ = self.results.push_back(Outcome {
-                                id: t.id,
-                                ok: false,
-                                detail,
-                            });
-                        }
-                    }
-                }
+                self.take_tasks(now, &tasks);
             }
             (InFlight::TaskResult, Response::Noted) => {
                 let _ = self.results.pop_front();
@@ -776,6 +876,33 @@ impl Session {
                     response_name(&other)
                 ));
                 self.fail(now, Failure::Unreachable, &detail);
+            }
+        }
+    }
+
+    /// Hands the shell the tasks it can run; those it cannot are reported
+    /// as failed.
+    fn take_tasks(&mut self, now: Now, tasks: &[message::Task<'_>]) {
+        for t in tasks {
+            match Order::parse(t) {
+                Ok(order) => {
+                    if let Order::SetSchedule(every) = order {
+                        self.set_schedule(now.at, every);
+                    }
+                    self.running_tasks = self.running_tasks.saturating_add(1);
+                    self.emit(Event::Task { id: t.id, order });
+                }
+                Err(detail) => {
+                    self.emit(Event::TaskRefused {
+                        id: t.id,
+                        detail: detail.clone(),
+                    });
+                    let _ = self.results.push_back(Outcome {
+                        id: t.id,
+                        ok: false,
+                        detail,
+                    });
+                }
             }
         }
     }
@@ -905,5 +1032,8 @@ fn response_name(r: &Response<'_>) -> &'static str {
         Response::Noted => "noted",
         Response::Tasks(_) => "tasks",
         Response::Rejected { .. } => "rejected",
+        Response::Forward { .. } => "forward",
+        Response::RelayIdle => "relay_idle",
+        Response::RelayClosed => "relay_closed",
     }
 }

@@ -64,6 +64,9 @@ pub enum Order {
     /// Collect this often.
     SetSchedule(Duration),
     SetLogLevel(LogLevel),
+    /// Relay a dealer's browser to one device's web server
+    /// ([`super::web_access`]).
+    OpenWeb(super::web_access::Opening),
 }
 
 impl Order {
@@ -112,6 +115,7 @@ impl Order {
             Some(TaskKind::SetLogLevel) => LogLevel::parse(arg)
                 .map(Order::SetLogLevel)
                 .ok_or_else(|| detail(format_args!("unknown log level {arg:?}"))),
+            Some(TaskKind::OpenWeb) => super::web_access::Opening::parse(task).map(Order::OpenWeb),
             None => Err(detail(format_args!(
                 "this agent does not know task kind {:?}",
                 task.kind
@@ -127,6 +131,7 @@ impl Order {
             Order::SetTargets(_) => TaskKind::SetTargets,
             Order::SetSchedule(_) => TaskKind::SetSchedule,
             Order::SetLogLevel(_) => TaskKind::SetLogLevel,
+            Order::OpenWeb(_) => TaskKind::OpenWeb,
         }
     }
 }

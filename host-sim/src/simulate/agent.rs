@@ -117,6 +117,8 @@ fn request_kind(body: &[u8]) -> String {
             batch, position, ..
         }) => format!("upload pos={position} batch={batch}"),
         Ok(Request::TaskPoll) => "task_poll".into(),
+        Ok(Request::Listen { wait_s }) => format!("listen {wait_s}s"),
+        Ok(Request::Relay { session, .. }) => format!("relay {session}"),
         Ok(Request::TaskResult { task, ok, .. }) => format!("task_result {task} ok={ok}"),
         Err(e) => format!("undecodable ({e})"),
     }
@@ -138,6 +140,13 @@ pub fn response_kind(status: u16, body: &[u8]) -> String {
         }) => format!("{status} ack {batch} stored={stored} duplicate={duplicate}"),
         Ok(Response::Tasks(t)) => format!("{status} tasks {}", t.len()),
         Ok(Response::Noted) => format!("{status} noted"),
+        Ok(Response::Forward {
+            seq, method, path, ..
+        }) => {
+            format!("{status} forward {seq} {method} {path}")
+        }
+        Ok(Response::RelayIdle) => format!("{status} relay idle"),
+        Ok(Response::RelayClosed) => format!("{status} relay closed"),
         Ok(Response::Rejected { code, reason }) => format!("{status} rejected {code} {reason}"),
         Ok(Response::Enrolled { .. }) => format!("{status} enrolled"),
         Err(e) => format!("{status} undecodable ({e})"),
@@ -675,6 +684,10 @@ impl Agent {
                             "a{a} delivered pos={pos} {batch} stored={stored} duplicate={duplicate}"
                         ),
                     );
+                }
+                Event::ChannelDown { detail } => {
+                    ctx.trace
+                        .log(now, format_args!("a{a} push channel down: {detail}"));
                 }
                 Event::TaskRefused { id, detail } => {
                     ctx.trace

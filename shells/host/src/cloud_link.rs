@@ -305,6 +305,55 @@ pub struct Link {
     tls: Arc<ClientConfig>,
     proxy: Option<Proxy>,
     stream: Option<StreamOwned<ClientConnection, TcpStream>>,
+    /// How long the next answer may be held on purpose (a `listen`).
+    wait: Duration,
+    /// A second handle on the connection's socket, for [`Interrupter`].
+    current: Interrupter,
+}
+
+/// Cuts a [`Link`]'s connection from another thread while the cloud holds
+/// an answer on purpose (a `listen`): a service that stops then does not
+/// wait out the hold. Any other exchange (an upload, a task result) is
+/// left to finish, so a stop loses no answer.
+#[derive(Debug, Clone, Default)]
+pub struct Interrupter(Arc<std::sync::Mutex<Cut>>);
+
+#[derive(Debug, Default)]
+struct Cut {
+    socket: Option<TcpStream>,
+    /// An answer is being held on purpose now.
+    holding: bool,
+    /// A stop came: no answer is waited for on purpose any more (a stop
+    /// just before a `listen` is sent must not wait out its hold).
+    stopped: bool,
+}
+
+impl Interrupter {
+    /// Shuts the connection down if its answer is being held: a read under
+    /// way returns at once.
+    pub fn interrupt(&self) {
+        let mut cut = self.cut();
+        cut.stopped = true;
+        if let (true, Some(s)) = (cut.holding, cut.socket.as_ref()) {
+            let _ = s.shutdown(std::net::Shutdown::Both);
+        }
+    }
+
+    fn cut(&self) -> std::sync::MutexGuard<'_, Cut> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn set(&self, s: Option<TcpStream>) {
+        self.cut().socket = s;
+    }
+
+    /// Marks a held answer awaited (or no longer); false when a stop came
+    /// first, so the caller does not wait for it.
+    fn holding(&self, held: bool) -> bool {
+        let mut cut = self.cut();
+        cut.holding = held;
+        !(held && cut.stopped)
+    }
 }
 
 impl Link {
@@ -314,7 +363,20 @@ impl Link {
             tls,
             proxy,
             stream: None,
+            wait: Duration::ZERO,
+            current: Interrupter::default(),
         }
+    }
+
+    /// What cuts this link's connections from another thread.
+    pub fn interrupter(&self) -> Interrupter {
+        self.current.clone()
+    }
+
+    /// The next exchange's answer may be held `wait` by the cloud: its read
+    /// deadline is that much longer.
+    pub fn set_wait(&mut self, wait: Duration) {
+        self.wait = wait;
     }
 
     fn open(&self) -> Result<StreamOwned<ClientConnection, TcpStream>, LinkError> {
@@ -326,6 +388,7 @@ impl Link {
             .map_err(|e| LinkError::Protocol(format!("{}: {e}", self.cloud.host)))?;
         let conn = ClientConnection::new(self.tls.clone(), name)
             .map_err(|e| LinkError::Untrusted(e.to_string()))?;
+        self.current.set(tcp.try_clone().ok());
         let mut stream = StreamOwned::new(conn, tcp);
         // Finish the handshake now, so a refused certificate is reported as
         // such rather than as a failed write.
@@ -392,9 +455,22 @@ impl Link {
         out.extend_from_slice(&head[..n]);
         out.extend_from_slice(body);
         let lost = |e: std::io::Error| LinkError::Unreachable(format!("{}: {e}", host));
+        let _ = stream
+            .sock
+            .set_read_timeout(Some(IO_TIMEOUT.saturating_add(self.wait)));
         stream.write_all(&out).map_err(lost)?;
         stream.flush().map_err(lost)?;
-        let (resp, got) = read_head(stream, false)?;
+        // Only a held answer may be cut by a stop; the rest are waited for.
+        if !self.current.holding(!self.wait.is_zero()) {
+            self.current.holding(false);
+            self.stream = None;
+            return Err(LinkError::Unreachable(format!(
+                "{host}: stopping: the held answer is not waited for"
+            )));
+        }
+        let head = read_head(stream, false);
+        self.current.holding(false);
+        let (resp, got) = head?;
         let body = match read_body(stream, resp.body, got, &host) {
             Ok(b) => b,
             Err(e) => {

@@ -11,6 +11,7 @@ use crate::cloud_tls::{self, Trust};
 use crate::journal::FileJournal;
 use crate::scan_cmd::describe;
 use crate::sweep::{self, SweepArgs, SweepError};
+use crate::web_relay::{self, WebAccess};
 use dca_core::printer::Snapshot;
 use dca_core::sync::batch::{BatchWriter, Refused};
 use dca_core::sync::reading;
@@ -57,12 +58,34 @@ pub fn proxy_for(flag: Option<&str>, cloud: &CloudUrl) -> Result<Option<Proxy>, 
 /// Posts one request body and returns the answer: the [`Link`], or a
 /// stand-in in tests.
 pub trait Transport {
-    fn exchange(&mut self, authorization: Option<&str>, body: &[u8]) -> Result<Answer, LinkError>;
+    /// `wait`: how long the cloud may hold the answer on purpose (a
+    /// `listen`), on top of the network's time.
+    fn exchange(
+        &mut self,
+        authorization: Option<&str>,
+        body: &[u8],
+        wait: Option<std::time::Duration>,
+    ) -> Result<Answer, LinkError>;
+
+    /// What cuts the connection from another thread, if it can be cut.
+    fn interrupter(&self) -> Option<crate::cloud_link::Interrupter> {
+        None
+    }
 }
 
 impl Transport for Link {
-    fn exchange(&mut self, authorization: Option<&str>, body: &[u8]) -> Result<Answer, LinkError> {
+    fn exchange(
+        &mut self,
+        authorization: Option<&str>,
+        body: &[u8],
+        wait: Option<std::time::Duration>,
+    ) -> Result<Answer, LinkError> {
+        self.set_wait(wait.unwrap_or_default());
         Link::exchange(self, authorization, body)
+    }
+
+    fn interrupter(&self) -> Option<crate::cloud_link::Interrupter> {
+        Some(Link::interrupter(self))
     }
 }
 
@@ -209,6 +232,8 @@ pub struct Agent {
     reenroll: Option<String>,
     pub tally: Tally,
     last: Option<Exchanged>,
+    /// Device Web Access, for an agent that runs on (`dca run`).
+    web: Option<WebAccess>,
 }
 
 impl std::fmt::Debug for Agent {
@@ -239,6 +264,18 @@ pub struct Options {
     /// How to re-enroll when the agent runs from a configuration file (a
     /// service's files are not the admin's to write with `dca enroll`).
     pub reenroll: Option<String>,
+    /// Web ports relayed to beside the defaults (Device Web Access).
+    pub web_ports: Vec<u16>,
+}
+
+/// Makes connections to the cloud like the agent's own, each new: a Device
+/// Web Access relay holds one on its thread, beside the agent's.
+pub fn connector(
+    url: CloudUrl,
+    tls: std::sync::Arc<rustls::ClientConfig>,
+    proxy: Option<Proxy>,
+) -> web_relay::Connector {
+    std::sync::Arc::new(move || Box::new(Link::new(url.clone(), tls.clone(), proxy.clone())))
 }
 
 impl Agent {
@@ -267,14 +304,25 @@ impl Agent {
         let tls = cloud_tls::client_config(&trust).map_err(SetupError::Usage)?;
         let proxy = proxy_for(opts.proxy.as_deref(), &url).map_err(SetupError::Usage)?;
         let cfg = config(&state);
-        Ok(Agent::new(
+        // A one-shot push ends before a session would: it relays nothing
+        // (and does not announce that it could).
+        let web = (!opts.one_shot).then(|| {
+            WebAccess::new(
+                &opts.web_ports,
+                connector(url.clone(), tls.clone(), proxy.clone()),
+                web_relay::identity::over_snmp(opts.sweep.clone()),
+            )
+        });
+        let mut agent = Agent::new(
             dir,
             state,
             journal,
             Box::new(Link::new(url, tls, proxy)),
             cfg,
             opts,
-        ))
+        );
+        agent.web = web;
+        Ok(agent)
     }
 
     pub fn new(
@@ -327,11 +375,30 @@ impl Agent {
             reenroll: opts.reenroll,
             tally: Tally::default(),
             last: None,
+            web: None,
         }
+    }
+
+    /// Relays Device Web Access sessions with `web` (`open` gives an agent
+    /// that runs on its own).
+    #[cfg(test)]
+    pub fn set_web_access(&mut self, web: Option<WebAccess>) {
+        self.web = web;
+    }
+
+    #[cfg(test)]
+    pub fn web_access(&self) -> Option<&WebAccess> {
+        self.web.as_ref()
     }
 
     pub fn now(&self) -> Now {
         self.clocks.now()
+    }
+
+    /// What cuts the cloud connection from another thread (a stop signal
+    /// while the push channel is held).
+    pub fn interrupter(&self) -> Option<crate::cloud_link::Interrupter> {
+        self.transport.interrupter()
     }
 
     pub fn clocks(&self) -> &Clocks {
@@ -424,7 +491,11 @@ impl Agent {
         };
         let authorization = self.state.authorization();
         let body = self.request.get(..n).unwrap_or(&[]);
-        match self.transport.exchange(Some(&authorization), body) {
+        let wait = self
+            .session
+            .in_flight_wait()
+            .map(|w| std::time::Duration::from_millis(w.millis()));
+        match self.transport.exchange(Some(&authorization), body, wait) {
             Ok(answer) => {
                 self.last = Some(Exchanged::Status(answer.status));
                 self.session.handle_response(
@@ -621,6 +692,11 @@ impl Agent {
                     Outcome::Failed(failure)
                 });
             }
+            Event::ChannelDown { detail } => self.log.warn(format!(
+                "push channel down ({detail}): calling for tasks every {} s until the next \
+                 round succeeds",
+                self.session.config().task_poll_every.millis() / 1000
+            )),
             Event::RoundDone { uploaded, stored } => {
                 if !self.one_shot {
                     let line = format!("{uploaded} batches delivered, {stored} readings stored");
@@ -638,6 +714,7 @@ impl Agent {
 
     fn run_task(&mut self, id: u64, order: Order) {
         let kind = order.kind().id();
+        self.log.info(format!("task {id} {kind} started"));
         let (ok, detail) = match order {
             Order::Rescan => {
                 let targets = self.targets();
@@ -669,6 +746,16 @@ impl Agent {
                 self.log.level = level;
                 self.save(format!("log level {}", level.id()))
             }
+            Order::OpenWeb(opening) => match &self.web {
+                Some(web) => match web.open(opening, self.state.authorization(), self.log) {
+                    Ok(detail) => (true, detail),
+                    Err(why) => (false, why),
+                },
+                None => (
+                    false,
+                    "this agent relays no web access (a one-shot push does not)".to_string(),
+                ),
+            },
         };
         self.session.task_done(id, ok, &detail);
         if ok {
@@ -828,6 +915,7 @@ pub(crate) mod tests {
             &mut self,
             authorization: Option<&str>,
             body: &[u8],
+            _wait: Option<std::time::Duration>,
         ) -> Result<Answer, LinkError> {
             let mut c = self.0.borrow_mut();
             c.requests += 1;
@@ -854,6 +942,7 @@ pub(crate) mod tests {
                     last_batch: c.held.last().copied(),
                     held: c.held.len() as u64,
                     poll_interval_s: 0,
+                    hold_max_s: 0,
                 }),
                 Request::Upload {
                     batch, readings, ..
@@ -873,7 +962,7 @@ pub(crate) mod tests {
                         duplicate,
                     })
                 }
-                Request::TaskPoll => {
+                Request::TaskPoll | Request::Listen { .. } => {
                     let waiting = std::mem::take(&mut c.tasks);
                     let mut list = heapless::Vec::<Task<'_>, MAX_TASKS>::new();
                     let mut ids = Vec::new();
@@ -895,6 +984,7 @@ pub(crate) mod tests {
                     ok(Response::Noted)
                 }
                 Request::Enroll { .. } => rejected(400, "already enrolled"),
+                Request::Relay { .. } => ok(Response::RelayClosed),
             })
         }
     }
@@ -937,7 +1027,7 @@ pub(crate) mod tests {
         agent_with(dir, cloud, cfg, options(one_shot))
     }
 
-    fn options(one_shot: bool) -> Options {
+    pub fn options(one_shot: bool) -> Options {
         Options {
             log_prefix: "test",
             sweep: SweepArgs::new(Vec::new(), 1161),
@@ -948,10 +1038,11 @@ pub(crate) mod tests {
             trust: None,
             log_level: None,
             reenroll: None,
+            web_ports: Vec::new(),
         }
     }
 
-    fn agent_with(dir: &Path, cloud: &Fake, cfg: Config, opts: Options) -> Agent {
+    pub fn agent_with(dir: &Path, cloud: &Fake, cfg: Config, opts: Options) -> Agent {
         let state = StateDir::new(dir.to_path_buf()).load().unwrap();
         let journal = FileJournal::open(dir).unwrap();
         Agent::new(

@@ -82,6 +82,9 @@ pub struct Collect {
     pub timeout_ms: u64,
     pub retries: u8,
     pub parallel: usize,
+    /// Web ports Device Web Access may relay to, beside 80, 443, 8080 and
+    /// 8443.
+    pub web_ports: Vec<u16>,
 }
 
 impl Default for Collect {
@@ -97,6 +100,7 @@ impl Default for Collect {
             timeout_ms: sweep.timeout,
             retries: sweep.retries,
             parallel: sweep.parallel,
+            web_ports: Vec::new(),
         }
     }
 }
@@ -361,6 +365,9 @@ impl Config {
             if value == 0 {
                 return Err(("collect", None, key, "must be at least 1".into()));
             }
+        }
+        if t.web_ports.contains(&0) {
+            return Err(("collect", None, "web_ports", "ports are 1 to 65535".into()));
         }
         for (i, set) in self.snmp.iter().enumerate() {
             set.args().credentials().map_err(|e| {

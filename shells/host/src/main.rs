@@ -21,6 +21,7 @@ mod snapshot_cmd;
 mod snapshot_json;
 mod snmp_args;
 mod sweep;
+mod web_relay;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;

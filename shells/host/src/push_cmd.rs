@@ -46,6 +46,7 @@ impl PushArgs {
             trust: None,
             log_level: None,
             reenroll: None,
+            web_ports: Vec::new(),
         }
     }
 

@@ -13,12 +13,14 @@
 //! state directory is in use by another dca (or unusable).
 
 use crate::agent_state::StateDir;
+use crate::cloud_link::Interrupter;
 use crate::cloud_session::{AGENT_VERSION, Agent};
 use crate::cloud_session::{Log, Options};
 use crate::config::Config as FileConfig;
 use crate::enroll_cmd;
 use crate::push_cmd::{PushArgs, setup_code};
 use crate::sweep;
+use dca_core::sync::message::capability;
 use dca_core::sync::session::Config;
 use dca_core::time::Duration;
 use std::path::PathBuf;
@@ -32,7 +34,7 @@ pub struct RunArgs {
     /// with its token at the first start.
     #[arg(long, value_name = "FILE", conflicts_with_all = [
         "targets", "state_dir", "proxy", "mask_addresses", "interval", "task_interval",
-        "exclude", "communities", "user", "file", "version",
+        "exclude", "communities", "user", "file", "version", "web_port",
     ])]
     pub config: Option<PathBuf>,
     #[command(flatten)]
@@ -43,11 +45,30 @@ pub struct RunArgs {
     /// Seconds between calls to the cloud for tasks, between collections.
     #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
     task_interval: u64,
+    /// A web port Device Web Access may relay to, beside 80, 443, 8080 and
+    /// 8443 (repeat for more).
+    #[arg(long = "web-port", value_name = "PORT",
+          value_parser = clap::value_parser!(u16).range(1..))]
+    web_port: Vec<u16>,
+}
+
+/// At a stop, the results of tasks already run go out first (a round's
+/// hello, any batch before them, the results; a few exchanges at most, and
+/// none once the cloud fails): otherwise the cloud would hand those tasks
+/// out again at the next start.
+fn finish(agent: &mut Agent) {
+    for _ in 0..8 {
+        if !agent.session.results_pending() || !agent.exchange() {
+            return;
+        }
+        agent.drain();
+    }
 }
 
 /// Does what the session says until stopped: its timers, its requests, its
 /// events; between them, waits on the stop signal until the next timer.
 fn serve(agent: &mut Agent, stop: &Stop) {
+    stop.cuts(agent.interrupter());
     loop {
         let now = agent.now();
         if agent.session.poll_timeout().is_some_and(|t| t <= now.at) {
@@ -55,6 +76,7 @@ fn serve(agent: &mut Agent, stop: &Stop) {
         }
         agent.drain();
         if stop.is_stopped() {
+            finish(agent);
             break;
         }
         if agent.exchange() {
@@ -81,6 +103,8 @@ fn serve(agent: &mut Agent, stop: &Stop) {
 pub struct Stop {
     stopped: Mutex<bool>,
     wake: Condvar,
+    /// Cuts the cloud connection, so a held push channel ends at once.
+    cut: Mutex<Option<Interrupter>>,
 }
 
 impl Stop {
@@ -97,6 +121,14 @@ impl Stop {
     pub fn stop(&self) {
         *self.stopped.lock().unwrap_or_else(|p| p.into_inner()) = true;
         self.wake.notify_all();
+        if let Some(cut) = self.cut.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            cut.interrupt();
+        }
+    }
+
+    /// Stopping also cuts the connection `cut` holds.
+    fn cuts(&self, cut: Option<Interrupter>) {
+        *self.cut.lock().unwrap_or_else(|p| p.into_inner()) = cut;
     }
 
     fn is_stopped(&self) -> bool {
@@ -137,7 +169,10 @@ const NAME: &str = "dca run";
 fn from_options(args: &RunArgs) -> Setup {
     Setup {
         dir: args.push.dir(),
-        opts: args.push.options(NAME, false),
+        opts: Options {
+            web_ports: args.web_port.clone(),
+            ..args.push.options(NAME, false)
+        },
         interval: args.interval,
         task_interval: args.task_interval,
     }
@@ -245,10 +280,23 @@ fn from_file(path: &std::path::Path, stop: &Stop) -> Result<Option<Setup>, (u8, 
                 path.display()
             )),
             log_level: file.log_level(),
+            web_ports: collect.web_ports.clone(),
         },
         interval: collect.every_s,
         task_interval: collect.tasks_every_s,
     }))
+}
+
+/// The session's settings for the service, but for its collection
+/// interval (the agent's state decides it).
+fn session_config(task_interval: u64) -> Config {
+    let mut cfg = Config::new(AGENT_VERSION);
+    cfg.task_poll_every = Duration::from_secs(task_interval);
+    // The service keeps the push channel open between rounds, and relays
+    // Device Web Access sessions on threads of their own (one-shot pushes
+    // do neither).
+    cfg.capabilities |= capability::LISTEN | capability::WEB_ACCESS;
+    cfg
 }
 
 /// Runs the service until `stop` is set (by a signal, or by the Windows
@@ -278,8 +326,7 @@ pub fn run_until(args: &RunArgs, stop: &Stop) -> ExitCode {
         log.error(e);
         return ExitCode::from(2);
     }
-    let mut cfg = Config::new(AGENT_VERSION);
-    cfg.task_poll_every = Duration::from_secs(setup.task_interval);
+    let mut cfg = session_config(setup.task_interval);
     let interval = setup.interval;
     let opened = Agent::open(setup.dir, setup.opts, |state| {
         // The cloud's schedule, once it has set one, wins over --interval.
@@ -355,6 +402,41 @@ mod tests {
             // variable: no spinning, and no exit.
             assert_eq!(cloud.0.borrow().requests, 1, "{refuse:?}");
         }
+    }
+
+    #[test]
+    fn the_service_announces_the_push_channel_and_web_access() {
+        let run = session_config(300).capabilities;
+        assert_eq!(
+            run & (capability::LISTEN | capability::WEB_ACCESS),
+            capability::LISTEN | capability::WEB_ACCESS
+        );
+        // A one-shot push announces neither.
+        let push = Config::new(AGENT_VERSION).capabilities;
+        assert_eq!(push & (capability::LISTEN | capability::WEB_ACCESS), 0);
+    }
+
+    #[test]
+    fn web_ports_are_repeatable_options_of_run() {
+        use clap::Parser;
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            run: RunArgs,
+        }
+        let cli = Cli::try_parse_from([
+            "dca",
+            "--web-port",
+            "9443",
+            "--web-port",
+            "8000",
+            "10.0.0.1",
+        ])
+        .unwrap();
+        assert_eq!(cli.run.web_port, [9443, 8000]);
+        assert_eq!(from_options(&cli.run).opts.web_ports, [9443, 8000]);
+        assert!(Cli::try_parse_from(["dca", "--web-port", "0"]).is_err());
+        assert!(Cli::try_parse_from(["dca", "--web-port", "1", "--config", "f.toml"]).is_err());
     }
 
     #[test]

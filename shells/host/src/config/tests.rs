@@ -114,6 +114,10 @@ fn errors_name_the_line_the_column_and_the_key() {
         e.starts_with(":7:1: snmp[2].auth_protocol: the protocol is MD5, SHA"),
         "{e}"
     );
+    let e = error("web-port-zero", "[collect]\nweb_ports = [9443, 0]\n");
+    assert_eq!(e, ":2:1: collect.web_ports: ports are 1 to 65535");
+    let e = error("web-port-big", "[collect]\nweb_ports = [70000]\n");
+    assert!(e.starts_with(":2:"), "{e}");
     let e = error("target", "[collect]\ntargets = [\"10.0.0.300\"]\n");
     assert!(e.starts_with(":2:1: collect.targets: 10.0.0.300"), "{e}");
     let e = error("level", "[log]\nlevel = \"loud\"\n");
@@ -191,5 +195,19 @@ fn pins_and_a_ca_file_exclude_each_other() {
     assert!(
         e.ends_with("cloud.ca: give pins or a CA file, not both"),
         "{e}"
+    );
+}
+
+/// Device Web Access relays to the default web ports and the file's.
+#[test]
+fn web_ports_add_to_the_defaults() {
+    let c = Config::load(&file("web", "[collect]\nweb_ports = [9443, 8000]\n", 0o644)).unwrap();
+    assert_eq!(c.collect.web_ports, [9443, 8000]);
+    assert!(
+        Config::load(&file("no-web", "", 0o644))
+            .unwrap()
+            .collect
+            .web_ports
+            .is_empty()
     );
 }

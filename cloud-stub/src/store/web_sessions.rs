@@ -1,0 +1,256 @@
+//! Device Web Access in the database: the sessions operators open (who,
+//! which device, through which agent, until when, how they ended) and the
+//! access log of every request (relayed or refused), shown on the device's
+//! page. The entry key is kept as a SHA-256, like every secret here.
+
+use super::{Refusal, Store, audit_in};
+use dca_core::sync::message::capability;
+use dca_core::sync::web_access::MAX_TTL;
+use rusqlite::{OptionalExtension, params};
+use sha2::{Digest, Sha256};
+
+/// The tables, created with the rest of the schema.
+pub const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS web_sessions (
+    id INTEGER PRIMARY KEY,
+    operator TEXT NOT NULL,
+    device_id INTEGER NOT NULL REFERENCES devices(id),
+    agent_id TEXT NOT NULL REFERENCES agents(id),
+    target TEXT NOT NULL,
+    serial TEXT NOT NULL,
+    key_hash BLOB NOT NULL,
+    created_ms INTEGER NOT NULL,
+    expires_ms INTEGER NOT NULL,
+    closed_ms INTEGER,
+    close_reason TEXT
+);
+CREATE TABLE IF NOT EXISTS web_requests (
+    id INTEGER PRIMARY KEY,
+    session_id INTEGER NOT NULL REFERENCES web_sessions(id),
+    at_ms INTEGER NOT NULL,
+    operator TEXT NOT NULL,
+    device_id INTEGER NOT NULL,
+    method TEXT NOT NULL,
+    path TEXT NOT NULL,
+    status INTEGER NOT NULL,
+    bytes INTEGER NOT NULL,
+    refused TEXT
+);
+CREATE INDEX IF NOT EXISTS web_requests_by_device ON web_requests (device_id, id);
+";
+
+/// A session just opened: what the cloud needs to serve it.
+#[derive(Debug, Clone)]
+pub struct OpenedWeb {
+    pub id: u64,
+    /// The one-time entry key (shown once, in the operator's redirect).
+    pub key: String,
+    pub device_id: i64,
+    pub agent_id: String,
+    /// The device's web server as the agent will reach it.
+    pub target: String,
+    pub serial: String,
+    pub expires_ms: i64,
+}
+
+/// One line of a device's access log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebRequest {
+    pub session: u64,
+    pub at_ms: i64,
+    pub operator: String,
+    pub method: String,
+    pub path: String,
+    pub status: u16,
+    pub bytes: u64,
+    pub refused: Option<String>,
+}
+
+pub fn key_hash(key: &str) -> Vec<u8> {
+    Sha256::digest(key.as_bytes()).to_vec()
+}
+
+impl Store {
+    /// Opens a session on `device_id` for `operator` of dealer `dealer_id`
+    /// (a device of another dealer's customer is "no such device"), with
+    /// the device's web server on `port`, for `ttl_s` seconds, and queues
+    /// `open_web` for the agent that last reported the device.
+    pub fn open_web_session(
+        &mut self,
+        operator: &str,
+        dealer_id: i64,
+        device_id: i64,
+        port: u16,
+        ttl_s: u64,
+    ) -> Result<OpenedWeb, Refusal> {
+        let row: Option<(String, String, String, i64, u32)> = self
+            .conn
+            .query_row(
+                "SELECT d.address, d.serial, d.agent_id, d.customer_id, a.capabilities
+                 FROM devices d JOIN customers c ON c.id = d.customer_id
+                 JOIN agents a ON a.id = d.agent_id
+                 WHERE d.id = ?1 AND c.dealer_id = ?2",
+                params![device_id, dealer_id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+            )
+            .optional()?;
+        let Some((address, serial, agent, customer, caps)) = row else {
+            return Err(Refusal::new(404, format!("no device {device_id}")));
+        };
+        if caps & capability::WEB_ACCESS == 0 {
+            return Err(Refusal::new(
+                409,
+                format!("agent {agent} does not relay web pages (an older version): upgrade it"),
+            ));
+        }
+        if serial.trim().is_empty() {
+            return Err(Refusal::new(
+                409,
+                "the device reports no serial number, so its identity cannot be checked",
+            ));
+        }
+        let ip: std::net::IpAddr = address.parse().map_err(|_| {
+            Refusal::new(
+                409,
+                format!("the device's address {address:?} is not an IP address"),
+            )
+        })?;
+        let target = std::net::SocketAddr::new(ip, port).to_string();
+        let ttl_s = ttl_s.clamp(60, MAX_TTL.millis() / 1000);
+        let key = self.random_hex(32);
+        let now = self.now();
+        let expires_ms = now.saturating_add(i64::try_from(ttl_s * 1000).unwrap_or(i64::MAX));
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "INSERT INTO web_sessions (operator, device_id, agent_id, target, serial, key_hash,
+                                       created_ms, expires_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                operator,
+                device_id,
+                agent,
+                target,
+                serial,
+                key_hash(&key),
+                now,
+                expires_ms
+            ],
+        )?;
+        let id = tx.last_insert_rowid();
+        let arg = format!("session={id};target={target};scheme=http;serial={serial};ttl={ttl_s}");
+        tx.execute(
+            "INSERT INTO tasks (agent_id, kind, arg, created_ms) VALUES (?1, 'open_web', ?2, ?3)",
+            params![agent, arg, now],
+        )?;
+        audit_in(
+            &tx,
+            now,
+            Some(&agent),
+            Some(customer),
+            operator,
+            "web_session_opened",
+            &format!(
+                "session {id}: {operator} opened device {device_id} ({serial}) at {target} for {ttl_s} s"
+            ),
+        )?;
+        tx.commit()?;
+        Ok(OpenedWeb {
+            id: u64::try_from(id).unwrap_or(0),
+            key,
+            device_id,
+            agent_id: agent,
+            target,
+            serial,
+            expires_ms,
+        })
+    }
+
+    /// The session an `open_web` task opened, if `task` is one.
+    pub fn web_session_of_task(&self, task: u64) -> Option<u64> {
+        let arg: String = self
+            .conn
+            .query_row(
+                "SELECT arg FROM tasks WHERE id = ?1 AND kind = 'open_web'",
+                params![task as i64],
+                |r| r.get(0),
+            )
+            .optional()
+            .ok()??;
+        arg.split(';')
+            .find_map(|f| f.trim().strip_prefix("session="))
+            .and_then(|v| v.parse().ok())
+    }
+
+    /// Ends a session (idempotent: the first reason stays).
+    pub fn close_web_session(&mut self, id: u64, reason: &str) -> Result<(), String> {
+        let now = self.now();
+        let n = self
+            .conn
+            .execute(
+                "UPDATE web_sessions SET closed_ms = ?1, close_reason = ?2
+                 WHERE id = ?3 AND closed_ms IS NULL",
+                params![now, reason, id as i64],
+            )
+            .map_err(|e| e.to_string())?;
+        if n > 0 {
+            self.audit(
+                None,
+                None,
+                "cloud",
+                "web_session_closed",
+                &format!("session {id}: {reason}"),
+            );
+        }
+        Ok(())
+    }
+
+    /// Writes one line of the access log.
+    pub fn log_web_request(&self, device_id: i64, r: &WebRequest) -> Result<(), String> {
+        self.conn
+            .execute(
+                "INSERT INTO web_requests (session_id, at_ms, operator, device_id, method, path,
+                                           status, bytes, refused)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![
+                    r.session as i64,
+                    r.at_ms,
+                    r.operator,
+                    device_id,
+                    r.method,
+                    r.path,
+                    r.status,
+                    i64::try_from(r.bytes).unwrap_or(i64::MAX),
+                    r.refused
+                ],
+            )
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
+    /// A device's access log, newest first, `limit` lines at most.
+    pub fn web_requests(&self, device_id: i64, limit: usize) -> Result<Vec<WebRequest>, String> {
+        let mut q = self
+            .conn
+            .prepare(
+                "SELECT session_id, at_ms, operator, method, path, status, bytes, refused
+                 FROM web_requests WHERE device_id = ?1 ORDER BY id DESC LIMIT ?2",
+            )
+            .map_err(|e| e.to_string())?;
+        let rows = q
+            .query_map(params![device_id, limit as i64], |r| {
+                Ok(WebRequest {
+                    session: r.get::<_, i64>(0)? as u64,
+                    at_ms: r.get(1)?,
+                    operator: r.get(2)?,
+                    method: r.get(3)?,
+                    path: r.get(4)?,
+                    status: r.get::<_, i64>(5)? as u16,
+                    bytes: r.get::<_, i64>(6)? as u64,
+                    refused: r.get(7)?,
+                })
+            })
+            .map_err(|e| e.to_string())?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| e.to_string())
+    }
+}
