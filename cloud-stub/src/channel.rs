@@ -28,9 +28,9 @@ impl Channels {
         self.waiting.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The wake-up call of `agent`, shared by its held requests. Taken
-    /// before the request looks for tasks, so a task made in between still
-    /// wakes it (a [`Notify`] keeps one wake-up for the next waiter).
+    /// The wake-up call of `agent`, shared by its held requests, which
+    /// register for it (`Notified::enable`) before they look for tasks, so
+    /// a task made in between still wakes them.
     pub fn listener(&self, agent: &str) -> Arc<Notify> {
         let mut waiting = self.waiting();
         if let Some(n) = waiting.get(agent).and_then(Weak::upgrade) {
@@ -41,10 +41,12 @@ impl Channels {
         n
     }
 
-    /// Wakes `agent`'s held request, if it has one.
+    /// Wakes every held request of `agent`: all of them, since one may be
+    /// an orphan whose connection is gone (the cloud learns that only when
+    /// it answers), and a single wake-up could go to it.
     pub fn wake(&self, agent: &str) {
         if let Some(n) = self.waiting().get(agent).and_then(Weak::upgrade) {
-            n.notify_one();
+            n.notify_waiters();
         }
     }
 
@@ -101,11 +103,23 @@ mod tests {
     async fn a_task_made_before_the_wait_begins_still_wakes_it() {
         let c = Channels::default();
         let n = c.listener("a1");
-        // The wake-up comes between the look for tasks and the wait.
-        c.wake("a1");
-        tokio::time::timeout(Duration::from_secs(5), n.notified())
-            .await
-            .expect("the wake-up was kept for the waiter");
+        {
+            // Registered first, as `held` does, then the wake-up comes
+            // between the look for tasks and the wait.
+            let live = n.notified();
+            tokio::pin!(live);
+            live.as_mut().enable();
+            let orphan = n.notified();
+            tokio::pin!(orphan);
+            orphan.as_mut().enable();
+            c.wake("a1");
+            tokio::time::timeout(Duration::from_secs(5), live)
+                .await
+                .expect("the wake-up reached the live request");
+            tokio::time::timeout(Duration::from_secs(5), orphan)
+                .await
+                .expect("and the orphan, which cannot take it from the other");
+        }
         assert_eq!(c.held(), 1);
         drop(n);
         c.tidy();

@@ -40,6 +40,8 @@ pub struct Limits {
     /// under the idle timeouts of common proxies and load balancers (30 to
     /// 60 s), so the held request is not cut on its way.
     pub hold: Duration,
+    /// A Device Web Access session with no request for this long ends.
+    pub web_idle: Duration,
 }
 
 impl Default for Limits {
@@ -56,6 +58,7 @@ impl Default for Limits {
             write: Duration::from_secs(30),
             max_unauthenticated_body: 4096,
             hold: Duration::from_secs(25),
+            web_idle: Duration::from_secs(10 * 60),
         }
     }
 }

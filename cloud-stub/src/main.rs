@@ -62,6 +62,10 @@ enum Command {
         /// seconds; 0 offers no channel (agents poll for tasks).
         #[arg(long, default_value_t = Limits::default().hold.as_secs())]
         hold: u64,
+        /// A Device Web Access session with no request for this many
+        /// seconds ends (its entry point closes).
+        #[arg(long, default_value_t = Limits::default().web_idle.as_secs())]
+        web_idle: u64,
     },
     /// Enrollment tokens.
     Token {
@@ -231,11 +235,13 @@ fn run(cli: Cli) -> Result<(), String> {
             max_connections,
             max_per_address,
             hold,
+            web_idle,
         } => {
             let limits = Limits {
                 max_connections: max_connections.max(1),
                 max_per_address: max_per_address.max(1),
                 hold: std::time::Duration::from_secs(hold),
+                web_idle: std::time::Duration::from_secs(web_idle.max(1)),
                 ..Limits::default()
             };
             serve(

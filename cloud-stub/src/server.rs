@@ -67,6 +67,8 @@ pub struct Shared {
     pub channels: Channels,
     /// Open Device Web Access sessions.
     pub tunnels: Arc<Tunnels>,
+    /// Password checks running now.
+    sign_ins: AtomicU64,
     /// Connections closed at accept because the server or their address
     /// was full, since the last housekeeping.
     refused: AtomicU64,
@@ -92,9 +94,12 @@ impl Shared {
     pub fn with_limits(store: Store, limits: Limits) -> Shared {
         let mut store = store;
         store.set_hold_max_s(u32::try_from(limits.hold.as_secs()).unwrap_or(u32::MAX));
+        let tunnels = Arc::new(Tunnels::default());
+        tunnels.set_idle(limits.web_idle);
         Shared {
             channels: Channels::default(),
-            tunnels: Arc::new(Tunnels::default()),
+            tunnels,
+            sign_ins: AtomicU64::new(0),
             store: Mutex::new(store),
             slots: Slots::new(&limits),
             limits,
@@ -276,6 +281,29 @@ pub async fn serve(
     }
 }
 
+/// Password checks running at once, at most [`SIGN_INS_AT_ONCE`].
+const SIGN_INS_AT_ONCE: usize = 4;
+
+/// A password check's turn, given back when dropped.
+struct SignInTurn<'a>(&'a AtomicU64);
+
+impl<'a> SignInTurn<'a> {
+    fn take(running: &'a AtomicU64) -> Option<SignInTurn<'a>> {
+        let n = running.fetch_add(1, Ordering::AcqRel);
+        if n >= SIGN_INS_AT_ONCE as u64 {
+            running.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        Some(SignInTurn(running))
+    }
+}
+
+impl Drop for SignInTurn<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 /// Ends a spawned task when its owner goes.
 struct AbortOnDrop(tokio::task::JoinHandle<()>);
 
@@ -367,7 +395,12 @@ async fn relayed(shared: &Arc<Shared>, agent: &str, body: &[u8]) -> Reply {
     let Ok(Request::Relay { session, answer }) = Request::decode(body) else {
         return plain(400, "not a relay request");
     };
-    let hold = shared.limits.hold.max(Duration::from_secs(1));
+    // Well under the agent's own deadline for a relay (its I/O timeout, 20
+    // s, plus the 25 s it allows for the hold), whatever --hold says.
+    let hold = shared
+        .limits
+        .hold
+        .clamp(Duration::from_secs(1), Duration::from_secs(20));
     let answer = shared.tunnels.relay(agent, session, answer, hold).await;
     Reply {
         status: 200,
@@ -379,6 +412,13 @@ async fn relayed(shared: &Arc<Shared>, agent: &str, body: &[u8]) -> Reply {
 }
 
 impl crate::web_access::Host for Shared {
+    fn may_open(&self, operator: &str) -> bool {
+        self.lock_store().operators().is_ok_and(|all| {
+            all.iter()
+                .any(|o| o.name == operator && o.role == crate::store::Role::Dealer)
+        })
+    }
+
     fn log_request(&self, device_id: i64, r: WebRequest) {
         let line = format!(
             "web access session {}: {} {} {} -> {}{}",
@@ -456,14 +496,16 @@ async fn held(
     let wake = shared.channels.listener(&agent);
     let deadline = tokio::time::Instant::now() + wait;
     loop {
+        // Registered before the look for tasks: a task made in between
+        // wakes it.
+        let woken = wake.notified();
+        tokio::pin!(woken);
+        woken.as_mut().enable();
         let mut reply = route_blocking(shared, head, &body, ip).await;
         if !no_tasks(&reply) {
             return reply;
         }
-        if tokio::time::timeout_at(deadline, wake.notified())
-            .await
-            .is_err()
-        {
+        if tokio::time::timeout_at(deadline, woken).await.is_err() {
             reply.log.clear();
             return reply;
         }
@@ -1036,6 +1078,13 @@ fn web_route(
                 "operator_signed_out",
                 &session.operator,
             );
+            // The operator's web access sessions end with the sign-in.
+            drop(store);
+            shared.tunnels.close_of(
+                &session.operator,
+                "its operator signed out",
+                shared.as_ref(),
+            );
             let mut r = redirect(SIGNIN, "signed out");
             r.extra.push_str(&set_cookie(SESSION_COOKIE, "", 0));
             r.log = format!("operator {} signed out", session.operator);
@@ -1100,6 +1149,9 @@ fn open_web(
         .and_then(|p| p.parse::<u16>().ok())
         .filter(|p| *p > 0)
         .unwrap_or(80);
+    if let Err(full) = shared.tunnels.room_for(&session.operator) {
+        return plain(429, &full);
+    }
     let opened = match store.open_web_session(
         &session.operator,
         session.dealer_id,
@@ -1124,6 +1176,13 @@ fn open_web(
             );
         }
     };
+    // The agent is told once the entry point is there: its first relay
+    // finds the session.
+    let queued = shared.lock_store().queue_open_web(&opened);
+    if let Err(e) = queued {
+        shared.tunnels.close(opened.id, &e, shared.as_ref());
+        return plain(503, &format!("the agent could not be told: {e}"));
+    }
     // The browser came to this host name; the entry point is on the same
     // host, another port.
     let host = head
@@ -1234,6 +1293,14 @@ fn sign_in(
     };
     let unix_secs = u64::try_from(store.now() / 1000).unwrap_or(0);
     drop(store);
+    // Each check takes 19 MiB and tens of milliseconds of a blocking
+    // thread (which uploads and listens need too): a few at once, the
+    // rest told to come back.
+    let Some(_turn) = SignInTurn::take(&shared.sign_ins) else {
+        let mut r = plain(503, "too many sign-ins at once: try again in a second");
+        r.extra = retry_after(Duration::from_secs(1));
+        return r;
+    };
     let step = crate::store::verify_sign_in(candidate.as_ref(), password, code, unix_secs);
     let mut store = shared.lock_store();
     let signed_in = match (candidate, step) {

@@ -34,6 +34,13 @@ const ANSWER_WITHIN: Duration = Duration::from_secs(30);
 pub const IDLE: Duration = Duration::from_millis(rules::IDLE.millis());
 /// Requests queued for the agent at most; more are refused (503).
 const QUEUE: usize = 32;
+/// Sessions one operator may hold open at once.
+pub const PER_OPERATOR: usize = 4;
+/// Sessions the cloud holds open at once.
+pub const AT_ONCE: usize = 64;
+/// Connections one session's entry point serves at once (a browser opens
+/// six or so); more are closed at accept.
+const CONNECTIONS: usize = 16;
 
 /// A browser request waiting for the agent.
 struct Pending {
@@ -76,6 +83,8 @@ pub struct Tunnel {
     closed: AtomicBool,
     ended: Notify,
     listener: Mutex<Option<tokio::task::AbortHandle>>,
+    /// Browser connections being served.
+    connections: std::sync::atomic::AtomicUsize,
 }
 
 impl std::fmt::Debug for Tunnel {
@@ -131,6 +140,9 @@ impl std::fmt::Debug for Tunnels {
 /// What the tunnel side needs of the server: the store, for the access
 /// log and the session's end, and the log.
 pub trait Host: Send + Sync + 'static {
+    /// Whether `operator` may still open devices (not removed, still a
+    /// dealer operator: another process may have changed it).
+    fn may_open(&self, operator: &str) -> bool;
     fn log_request(&self, device_id: i64, r: WebRequest);
     fn session_ended(&self, id: u64, reason: &str);
     fn log(&self, line: &str);
@@ -156,6 +168,39 @@ impl Tunnels {
 
     pub fn get(&self, id: u64) -> Option<Arc<Tunnel>> {
         self.map().get(&id).cloned()
+    }
+
+    /// Whether `operator` may open one more session: at most
+    /// [`PER_OPERATOR`] each (an agent relays no more at once) and
+    /// [`AT_ONCE`] in all, each holding a port and its tasks.
+    pub fn room_for(&self, operator: &str) -> Result<(), String> {
+        let open = self.map();
+        let mine = open.values().filter(|t| t.operator == operator).count();
+        if mine >= PER_OPERATOR {
+            return Err(format!(
+                "{operator} has {mine} web access sessions open: close one first"
+            ));
+        }
+        if open.len() >= AT_ONCE {
+            return Err(format!(
+                "{} web access sessions are open: try again when one ends",
+                open.len()
+            ));
+        }
+        Ok(())
+    }
+
+    /// Ends every session of `operator` (signed out, removed).
+    pub fn close_of<H: Host>(&self, operator: &str, reason: &str, host: &H) {
+        let ids: Vec<u64> = self
+            .map()
+            .values()
+            .filter(|t| t.operator == operator)
+            .map(|t| t.id)
+            .collect();
+        for id in ids {
+            self.close(id, reason, host);
+        }
     }
 
     /// Starts the session's listener (from a runtime thread or a blocking
@@ -210,6 +255,7 @@ impl Tunnels {
             closed: AtomicBool::new(false),
             ended: Notify::new(),
             listener: Mutex::new(None),
+            connections: std::sync::atomic::AtomicUsize::new(0),
         });
         self.map().insert(opened.id, tunnel.clone());
         let accept = runtime.spawn(accept_loop(
@@ -273,8 +319,19 @@ impl Tunnels {
             g = t.taken.lock() => g,
             () = &mut ended => return encode(&Response::RelayClosed),
         };
+        // Requests whose browser gave up (504 after its wait) are dropped,
+        // not carried out late: a form the operator was told failed stays
+        // undone.
+        let fresh = async {
+            loop {
+                match taken.recv().await {
+                    Some(p) if p.reply.is_closed() => continue,
+                    other => return other,
+                }
+            }
+        };
         let next = tokio::select! {
-            n = tokio::time::timeout(hold, taken.recv()) => n,
+            n = tokio::time::timeout(hold, fresh) => n,
             () = &mut ended => return encode(&Response::RelayClosed),
         };
         match next {
@@ -346,14 +403,19 @@ async fn accept_loop<H: Host>(
             tokio::time::sleep(Duration::from_millis(100)).await;
             continue;
         };
+        if t.connections.fetch_add(1, Ordering::AcqRel) >= CONNECTIONS {
+            t.connections.fetch_sub(1, Ordering::AcqRel);
+            drop(stream);
+            continue;
+        }
         let (acceptor, t, host) = (acceptor.clone(), t.clone(), host.clone());
         tokio::spawn(async move {
-            let Ok(Ok(tls)) =
+            if let Ok(Ok(tls)) =
                 tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await
-            else {
-                return;
-            };
-            browser(tls, t, host).await;
+            {
+                browser(tls, t.clone(), host).await;
+            }
+            t.connections.fetch_sub(1, Ordering::AcqRel);
         });
     }
 }
@@ -377,8 +439,10 @@ impl BrowserRequest {
 
     /// The header lines the device gets: no hop-by-hop headers, no Host
     /// (the agent writes the device's), nothing that names the cloud
-    /// (Referer, Origin), and none of the cloud's own cookies.
-    fn forwarded_head(&self) -> Vec<u8> {
+    /// (Referer, Origin), and of the cookies only this session's device's
+    /// own, under their own names (see [`device_cookie_prefix`]).
+    fn forwarded_head(&self, session: u64) -> Vec<u8> {
+        let prefix = device_cookie_prefix(session);
         let mut out = String::new();
         for (n, v) in &self.headers {
             let lower = n.to_ascii_lowercase();
@@ -388,8 +452,8 @@ impl BrowserRequest {
             if lower == "cookie" {
                 let kept: Vec<&str> = v
                     .split(';')
-                    .map(str::trim)
-                    .filter(|c| !c.is_empty() && !c.starts_with("__Host-dca_"))
+                    .filter_map(|c| c.trim().strip_prefix(prefix.as_str()))
+                    .filter(|c| !c.is_empty())
                     .collect();
                 if !kept.is_empty() {
                     out.push_str(&format!("Cookie: {}\r\n", kept.join("; ")));
@@ -523,22 +587,66 @@ fn page(status: u16, text: &str) -> (u16, Vec<u8>, Vec<u8>) {
     )
 }
 
+/// Browsers scope cookies by host, not port: every entry point shares the
+/// cloud's host name, so a device's cookies would reach the cloud's pages
+/// and every other session's device. They travel renamed, under a prefix
+/// of their session: set with it on the way out, and only those of this
+/// session sent back, without it.
+fn device_cookie_prefix(session: u64) -> String {
+    format!("dwa{session}_")
+}
+
 /// The device's answer header lines the browser gets: its own, minus the
-/// hop-by-hop ones and the length (recomputed).
-fn answered_head(head: &[u8]) -> Vec<u8> {
+/// hop-by-hop ones and the length (recomputed), minus anything that would
+/// reach past this session (`Clear-Site-Data`, and cookies with a domain
+/// or a `__Host-`/`__Secure-` name, which would land on the cloud itself),
+/// its cookies renamed to this session's (see [`device_cookie_prefix`]);
+/// and told not to be sniffed or to download (a sandbox without
+/// `allow-downloads`).
+fn answered_head(head: &[u8], session: u64) -> Vec<u8> {
     let text = String::from_utf8_lossy(head);
+    let prefix = device_cookie_prefix(session);
     let mut out = String::new();
     for line in text.lines() {
-        let Some((n, _)) = line.split_once(':') else {
+        let Some((n, v)) = line.split_once(':') else {
             continue;
         };
         let lower = n.trim().to_ascii_lowercase();
-        if rules::hop_by_hop(&lower) || lower == "content-length" {
+        if rules::hop_by_hop(&lower)
+            || matches!(
+                lower.as_str(),
+                "content-length"
+                    | "clear-site-data"
+                    | "x-content-type-options"
+                    | "content-security-policy"
+            )
+        {
+            continue;
+        }
+        if lower == "set-cookie" {
+            let v = v.trim();
+            let name = v.split('=').next().unwrap_or("").trim();
+            let scoped = v
+                .split(';')
+                .skip(1)
+                .any(|a| a.trim().to_ascii_lowercase().starts_with("domain"));
+            if name.is_empty()
+                || scoped
+                || name.starts_with("__Host-")
+                || name.starts_with("__Secure-")
+            {
+                continue;
+            }
+            out.push_str(&format!("Set-Cookie: {prefix}{v}\r\n"));
             continue;
         }
         out.push_str(line.trim_end());
         out.push_str("\r\n");
     }
+    out.push_str(
+        "X-Content-Type-Options: nosniff\r\n\
+         Content-Security-Policy: sandbox allow-scripts allow-forms allow-same-origin allow-popups\r\n",
+    );
     out.into_bytes()
 }
 
@@ -558,10 +666,12 @@ where
         }
     };
     // The entry key is a secret: logged without it.
-    let logged_path = if req.path.starts_with("/.dwa/enter") {
-        "/.dwa/enter".to_string()
-    } else {
-        req.path.clone()
+    // Without the query: the entry key is a secret, and a device's form
+    // sent by GET carries its fields (a password) there.
+    let logged_path = match req.path.split_once('?') {
+        Some((p, _)) if p == "/.dwa/enter" => p.to_string(),
+        Some((p, _)) => format!("{p}?…"),
+        None => req.path.clone(),
     };
     let log = |status: u16, bytes: usize, refused: Option<&str>| {
         host.log_request(
@@ -613,8 +723,22 @@ where
         respond(&mut s, st, &h, &b).await;
         return;
     }
+    if !host.may_open(&t.operator) {
+        log(403, 0, Some("the operator may no longer open devices"));
+        let (st, h, b) = page(403, "the operator may no longer open devices");
+        respond(&mut s, st, &h, &b).await;
+        return;
+    }
     t.touch();
-    let head = req.forwarded_head();
+    // A service worker would outlive the session on this origin (ports are
+    // reused by later sessions).
+    if req.header("service-worker").is_some() {
+        log(403, 0, Some("service workers refused"));
+        let (st, h, b) = page(403, "service workers refused");
+        respond(&mut s, st, &h, &b).await;
+        return;
+    }
+    let head = req.forwarded_head(t.id);
     // The cloud's own check, before anything goes to the agent.
     if let Err(r) = rules::check_request(&req.method, &req.path, &head, req.body.len()) {
         log(r.status(), 0, Some(r.reason()));
@@ -673,7 +797,7 @@ where
     respond(
         &mut s,
         answered.status,
-        &answered_head(&answered.head),
+        &answered_head(&answered.head, t.id),
         body,
     )
     .await;
@@ -682,4 +806,57 @@ where
 fn constant_eq(a: &[u8], b: &[u8]) -> bool {
     use subtle::ConstantTimeEq;
     a.len() == b.len() && bool::from(a.ct_eq(b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(cookie: &str) -> BrowserRequest {
+        BrowserRequest {
+            method: "GET".into(),
+            path: "/".into(),
+            headers: vec![
+                ("Host".into(), "cloud:4443".into()),
+                ("Cookie".into(), cookie.into()),
+                ("Referer".into(), "https://cloud:8443/devices/1".into()),
+                ("Connection".into(), "keep-alive".into()),
+                ("Accept".into(), "text/html".into()),
+            ],
+            body: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_device_gets_its_own_cookies_only_under_their_own_names() {
+        let r = request(
+            "__Host-dca_session=s3cret; __Host-dca_web_7=k; dwa7_sid=mine; dwa8_sid=other; plain=x",
+        );
+        let head = String::from_utf8(r.forwarded_head(7)).unwrap();
+        assert_eq!(head, "Cookie: sid=mine\r\nAccept: text/html\r\n");
+        // No cookie of this session: no Cookie header at all.
+        let head = String::from_utf8(request("__Host-dca_session=s").forwarded_head(7)).unwrap();
+        assert_eq!(head, "Accept: text/html\r\n");
+    }
+
+    #[test]
+    fn a_device_cannot_set_cookies_beyond_its_session_nor_clear_the_cloud() {
+        let device = b"Content-Type: text/html\r\n\
+Set-Cookie: sid=abc; Path=/; HttpOnly\r\n\
+Set-Cookie: __Host-dca_session=attacker; Secure; Path=/\r\n\
+Set-Cookie: __Secure-x=1; Secure\r\n\
+Set-Cookie: wide=1; Domain=cloud\r\n\
+Clear-Site-Data: \"cookies\"\r\n\
+Content-Security-Policy: default-src *\r\n\
+Transfer-Encoding: chunked\r\n\
+Content-Length: 12\r\n";
+        let head = String::from_utf8(answered_head(device, 7)).unwrap();
+        assert_eq!(
+            head,
+            "Content-Type: text/html\r\n\
+Set-Cookie: dwa7_sid=abc; Path=/; HttpOnly\r\n\
+X-Content-Type-Options: nosniff\r\n\
+Content-Security-Policy: sandbox allow-scripts allow-forms allow-same-origin allow-popups\r\n"
+        );
+    }
 }

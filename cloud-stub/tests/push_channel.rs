@@ -8,7 +8,16 @@ use support::*;
 
 #[test]
 fn tasks_reach_a_listening_service_without_waiting_for_its_poll() {
-    let site = site("push-channel", "127.63.0.1:0", "127.63.1.0/24");
+    // The cloud holds a listen longer than a test waits for a stop: the
+    // stop at the end must cut it, not wait it out.
+    let dir = temp_dir("push-channel");
+    let site = Site {
+        cloud: start_cloud_with(&dir, "127.63.0.1:0", &["--hold", "120"]),
+        sim: start_sim("127.63.1.0/24"),
+        state: dir.join("agent"),
+        dir,
+    };
+    enroll(&site.cloud, "acme", &site.state);
     // Collections and task polls an hour apart: only the channel can bring
     // a task within the test's bounds.
     let service = start_run(&site.state, &["127.63.1.0/24"], 3600, 3600);

@@ -9,33 +9,41 @@ mod support;
 use std::process::Command;
 use support::*;
 
+/// Posts a form of page `page` (its token taken from it) to `action` as
+/// the operator of `cookie`, with `fields`: status and the whole answer.
+fn post_form(
+    site: &WebSite,
+    cookie: &str,
+    page: &str,
+    action: &str,
+    fields: &[String],
+) -> (u16, String) {
+    let (status, body) = curl(
+        &site.cloud,
+        &["-H", cookie, &format!("{}{page}", site.cloud.url)],
+    );
+    assert_eq!(status, 200);
+    let token = format!("csrf={}", csrf(&String::from_utf8(body).unwrap()));
+    let url = format!("{}{action}", site.cloud.url);
+    let mut args = vec!["-i", "-H", cookie, "--data-urlencode", token.as_str()];
+    for f in fields {
+        args.extend(["--data-urlencode", f.as_str()]);
+    }
+    args.push(&url);
+    let (status, answer) = curl(&site.cloud, &args);
+    (status, String::from_utf8(answer).unwrap())
+}
+
 /// `POST /devices/{id}/web` as the operator of `cookie`: status and the
 /// whole answer (head and body).
 fn open(site: &WebSite, cookie: &str, device: i64, port: u16) -> (u16, String) {
-    let (status, page) = curl(
-        &site.cloud,
-        &[
-            "-H",
-            cookie,
-            &format!("{}/devices/{device}", site.cloud.url),
-        ],
-    );
-    assert_eq!(status, 200);
-    let token = csrf(&String::from_utf8(page).unwrap());
-    let (status, answer) = curl(
-        &site.cloud,
-        &[
-            "-i",
-            "-H",
-            cookie,
-            "--data-urlencode",
-            &format!("csrf={token}"),
-            "--data-urlencode",
-            &format!("port={port}"),
-            &format!("{}/devices/{device}/web", site.cloud.url),
-        ],
-    );
-    (status, String::from_utf8(answer).unwrap())
+    post_form(
+        site,
+        cookie,
+        &format!("/devices/{device}"),
+        &format!("/devices/{device}/web"),
+        &[format!("port={port}")],
+    )
 }
 
 /// Opens device `device` as a dealer and enters its session: the entry
@@ -141,25 +149,12 @@ fn a_dealer_sees_the_printers_own_page_and_the_access_log_lists_it() {
     );
     // The operator closes it: the entry point is gone (the port refuses),
     // and the agent's relay ends.
-    let (status, page) = curl(
-        &site.cloud,
-        &[
-            "-H",
-            &dealer,
-            &format!("{}/devices/{device}", site.cloud.url),
-        ],
-    );
-    assert_eq!(status, 200);
-    let token = csrf(&String::from_utf8(page).unwrap());
-    let (status, _) = curl(
-        &site.cloud,
-        &[
-            "-H",
-            &dealer,
-            "--data-urlencode",
-            &format!("csrf={token}"),
-            &format!("{}/web/{session}/close", site.cloud.url),
-        ],
+    let (status, _) = post_form(
+        &site,
+        &dealer,
+        &format!("/devices/{device}"),
+        &format!("/web/{session}/close"),
+        &[],
     );
     assert_eq!(status, 303);
     let (code, _) = try_curl(&site, &["-H", &cookie, &format!("{base}/")]);
@@ -315,6 +310,11 @@ fn transfers_and_other_hosts_are_refused_and_logged() {
             .iter()
             .any(|(_, p, _, _, r)| *p == "/log" && r.contains("download"))
     );
+    // Signing out ends the operator's sessions: the entry point is gone.
+    let (status, _) = post_form(&site, &dealer, "/", "/signout", &[]);
+    assert_eq!(status, 303);
+    let (code, _) = try_curl(&site, &["-H", &cookie, &format!("{base}/")]);
+    assert_eq!(code, 7, "curl: connection refused after sign-out");
     let seen = site.printers_saw();
     assert_eq!(
         seen,
@@ -355,5 +355,36 @@ fn a_port_that_is_no_web_port_and_another_printer_at_the_address_are_refused() {
     assert_eq!(
         seen.requests, 0,
         "the other printer was never asked: {seen:?}"
+    );
+}
+
+#[test]
+fn an_idle_session_ends_and_its_entry_point_closes() {
+    let site = WebSite::start_with("dwa-idle", 6, &["--web-idle", "2"]);
+    let (device, _, _) = site.device();
+    let dealer = sign_in(&site.cloud, "dealer", "default");
+    let (base, cookie, session) = enter(&site, &dealer, device);
+    let (status, _) = curl(&site.cloud, &["-H", &cookie, &format!("{base}/")]);
+    assert_eq!(status, 200);
+    // Two seconds without a request: the cloud ends it, the agent's relay
+    // is told, and the port refuses.
+    wait_for(
+        &site.cloud.proc,
+        &format!("web access session {session} closed: idle"),
+    );
+    wait_for(
+        site.service(),
+        &format!("web access session {session} ended"),
+    );
+    let (code, _) = try_curl(&site, &["-H", &cookie, &format!("{base}/")]);
+    assert_eq!(code, 7, "curl: connection refused, the listener is gone");
+    assert_eq!(
+        count(
+            &site.cloud.db,
+            &format!(
+                "SELECT COUNT(*) FROM web_sessions WHERE id = {session} AND close_reason = 'idle'"
+            ),
+        ),
+        1
     );
 }

@@ -51,6 +51,7 @@ pub struct OpenedWeb {
     pub target: String,
     pub serial: String,
     pub expires_ms: i64,
+    pub ttl_s: u64,
 }
 
 /// One line of a device's access log.
@@ -109,6 +110,14 @@ impl Store {
                 "the device reports no serial number, so its identity cannot be checked",
             ));
         }
+        // The serial travels in the agent's task: one with the task's
+        // separators or control characters could add fields to it.
+        if !dca_core::sync::web_access::serial_allowed(&serial) {
+            return Err(Refusal::new(
+                409,
+                format!("the device's serial {serial:?} cannot name a web access session"),
+            ));
+        }
         let ip: std::net::IpAddr = address.parse().map_err(|_| {
             Refusal::new(
                 409,
@@ -137,11 +146,6 @@ impl Store {
             ],
         )?;
         let id = tx.last_insert_rowid();
-        let arg = format!("session={id};target={target};scheme=http;serial={serial};ttl={ttl_s}");
-        tx.execute(
-            "INSERT INTO tasks (agent_id, kind, arg, created_ms) VALUES (?1, 'open_web', ?2, ?3)",
-            params![agent, arg, now],
-        )?;
         audit_in(
             &tx,
             now,
@@ -162,7 +166,33 @@ impl Store {
             target,
             serial,
             expires_ms,
+            ttl_s,
         })
+    }
+
+    /// Queues `open_web` for the session's agent: once its entry point is
+    /// open, so the agent's first `relay` finds the session.
+    pub fn queue_open_web(&self, o: &OpenedWeb) -> Result<u64, String> {
+        let arg = format!(
+            "session={};target={};scheme=http;serial={};ttl={}",
+            o.id, o.target, o.serial, o.ttl_s
+        );
+        self.create_task(&o.agent_id, "open_web", &arg)
+    }
+
+    /// Marks a closed session's `open_web` task done, if the agent has not
+    /// taken it yet: an agent that comes back later is not handed it.
+    pub fn drop_open_web_task(&self, id: u64) -> Result<(), String> {
+        let now = self.now();
+        self.conn
+            .execute(
+                "UPDATE tasks SET done_ms = ?1, ok = 0, detail = 'the session closed first'
+                 WHERE kind = 'open_web' AND done_ms IS NULL AND delivered_ms IS NULL
+                   AND arg LIKE ?2",
+                params![now, format!("session={id};%")],
+            )
+            .map(|_| ())
+            .map_err(|e| e.to_string())
     }
 
     /// The session an `open_web` task opened, if `task` is one.
@@ -201,7 +231,7 @@ impl Store {
                 &format!("session {id}: {reason}"),
             );
         }
-        Ok(())
+        self.drop_open_web_task(id)
     }
 
     /// Writes one line of the access log.

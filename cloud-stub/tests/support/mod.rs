@@ -223,9 +223,16 @@ pub struct Cloud {
 }
 
 pub fn start_cloud(dir: &Path, listen: &str) -> Cloud {
+    start_cloud_with(dir, listen, &[])
+}
+
+/// [`start_cloud`] with more `dca-cloud serve` options.
+pub fn start_cloud_with(dir: &Path, listen: &str, extra: &[&str]) -> Cloud {
     let db = dir.join("cloud.db");
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_dca-cloud"));
-    cmd.args(["serve", "--listen", listen, "--db"]).arg(&db);
+    cmd.args(["serve", "--listen", listen, "--db"])
+        .arg(&db)
+        .args(extra);
     let (proc, banner) = Proc::start(&mut cmd, "listening on https://");
     let line = banner.last().unwrap().clone();
     let find = |key: &str| {
@@ -825,8 +832,13 @@ impl WebSite {
     /// The site of test `name`: the cloud on 127.65.`n`.1, the printers on
     /// 127.65.(100 + `n`).0/30.
     pub fn start(name: &str, n: u8) -> WebSite {
+        WebSite::start_with(name, n, &[])
+    }
+
+    /// [`WebSite::start`] with more `dca-cloud serve` options.
+    pub fn start_with(name: &str, n: u8, cloud_options: &[&str]) -> WebSite {
         let dir = temp_dir(name);
-        let cloud = start_cloud(&dir, &format!("127.65.{n}.1:0"));
+        let cloud = start_cloud_with(&dir, &format!("127.65.{n}.1:0"), cloud_options);
         let net = format!("127.65.{}.0/30", 100 + n);
         let sim = start_web_sim(&net, 2, 1, 8080);
         let state = dir.join("agent");

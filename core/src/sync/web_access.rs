@@ -54,20 +54,35 @@ impl Opening {
         }
         let (mut session, mut target, mut https, mut serial, mut ttl) =
             (None, None, false, None, None);
+        // Each field once: a value that smuggled in a second `target=`
+        // (a serial with a `;` in it) must not win.
+        let mut seen = [false; 5];
         for field in task.arg.split(';').filter(|f| !f.trim().is_empty()) {
             let Some((k, v)) = field.split_once('=') else {
                 return Err(detail(format_args!("open_web: {field:?} is not key=value")));
             };
             let v = v.trim();
+            let slot = ["session", "target", "scheme", "serial", "ttl"]
+                .iter()
+                .position(|f| *f == k.trim())
+                .and_then(|i| seen.get_mut(i));
+            match slot {
+                Some(s) if !*s => *s = true,
+                _ => {
+                    return Err(detail(format_args!(
+                        "open_web: field {k:?} unknown or repeated"
+                    )));
+                }
+            }
             match k.trim() {
                 "session" => session = v.parse::<u64>().ok(),
-                "target" => target = v.parse::<SocketAddr>().ok(),
+                "target" => target = socket_addr(v),
                 "scheme" => match v {
                     "http" => https = false,
                     "https" => https = true,
                     _ => return Err(detail(format_args!("open_web: scheme {v:?}"))),
                 },
-                "serial" if !v.is_empty() && v.len() <= MAX_SERIAL => {
+                "serial" if serial_allowed(v) => {
                     serial = String::try_from(v).ok();
                 }
                 "ttl" => ttl = v.parse::<u64>().ok().map(Duration::from_secs),
@@ -95,6 +110,29 @@ impl Opening {
     pub fn port_allowed(&self, ports: &[u16]) -> bool {
         ports.contains(&self.target.port())
     }
+}
+
+/// `IP:PORT` or `[IPv6]:PORT`. By hand rather than `SocketAddr`'s parser,
+/// which the firmware's image would carry for this alone (the address
+/// parser is there already).
+fn socket_addr(v: &str) -> Option<SocketAddr> {
+    let (host, port) = v.rsplit_once(':')?;
+    let host = match host.strip_prefix('[') {
+        Some(inner) => inner.strip_suffix(']')?,
+        None if host.contains(':') => return None,
+        None => host,
+    };
+    Some(SocketAddr::new(host.parse().ok()?, port.parse().ok()?))
+}
+
+/// A serial a session can name: printable, without the task's separators
+/// (a device reports its serial; it must not be able to add fields).
+pub fn serial_allowed(serial: &str) -> bool {
+    !serial.trim().is_empty()
+        && serial.len() <= MAX_SERIAL
+        && serial
+            .bytes()
+            .all(|b| (0x20..0x7f).contains(&b) && b != b';' && b != b'=')
 }
 
 /// Why a request or an answer was not relayed.
@@ -241,8 +279,10 @@ pub fn check_response(head: &[u8]) -> Result<(), Refusal> {
     if !clean_head(head) {
         return Err(Refusal::Download);
     }
-    // Every copy counts: a second header must not hide a file.
-    if values(head, "content-disposition").any(|v| media_type(v).eq_ignore_ascii_case("attachment"))
+    // Every copy counts: a second header must not hide a file. Only
+    // `inline` is a page: browsers save any other disposition type, known
+    // or not, as a file (RFC 6266, 4.2).
+    if values(head, "content-disposition").any(|v| !media_type(v).eq_ignore_ascii_case("inline"))
         || values(head, "content-type").nth(1).is_some()
     {
         return Err(Refusal::Download);
@@ -331,17 +371,23 @@ mod tests {
         assert!(o.port_allowed(&DEFAULT_PORTS));
         assert!(!o.port_allowed(&[80]));
         let long = Opening::parse(&task(
-            "session=1;target=10.1.2.3:443;scheme=https;serial=X;ttl=999999",
+            "session=1;target=[fd00::7]:443;scheme=https;serial=X;ttl=999999",
         ))
         .unwrap();
+        assert_eq!(long.target, "[fd00::7]:443".parse().unwrap());
         assert!(long.https);
         assert_eq!(long.ttl, MAX_TTL);
         for bad in [
             "session=1;target=10.1.2.3:80;serial=X",
             "session=1;target=printer:80;serial=X;ttl=60",
+            "session=1;target=fd00::7:80;serial=X;ttl=60",
+            "session=1;target=10.1.2.3:99999;serial=X;ttl=60",
             "session=1;target=10.1.2.3:80;serial=;ttl=60",
             "session=1;target=10.1.2.3:80;serial=X;ttl=60;via=proxy",
             "session=1;target=10.1.2.3:80;scheme=ftp;serial=X;ttl=60",
+            // A serial that smuggles in another target.
+            "session=1;target=10.1.2.3:80;serial=B;target=10.0.0.7:80;ttl=60",
+            "session=1;target=10.1.2.3:80;serial=B\nC;ttl=60",
             "garbage",
         ] {
             assert!(Opening::parse(&task(bad)).is_err(), "{bad}");
@@ -421,6 +467,7 @@ mod tests {
             b"Content-Type: application/octet-stream\r\n",
             b"Content-Type: application/force-download; x=y\r\n",
             b"Content-Disposition: inline\r\nContent-Disposition: attachment\r\n",
+            b"Content-Disposition: download; filename=x.cfg\r\n",
             b"Content-Type: text/html\r\nContent-Type: application/octet-stream\r\n",
             &[b'C', b':', 0xff, b'\r', b'\n'],
         ] {
@@ -444,6 +491,24 @@ mod tests {
         for h in ["Content-Type", "Cookie", "Accept", "Proxy", "Host"] {
             assert!(!hop_by_hop(h), "{h}");
         }
+    }
+
+    #[test]
+    fn a_serial_cannot_add_fields_to_the_task() {
+        assert!(serial_allowed("VNC3K12345"));
+        assert!(serial_allowed("SN 123-45/6"));
+        for bad in [
+            "",
+            " ",
+            "A;target=10.0.0.7:80",
+            "A=B",
+            "A\nB",
+            "A\u{7f}",
+            "é",
+        ] {
+            assert!(!serial_allowed(bad), "{bad:?}");
+        }
+        assert!(!serial_allowed(&"X".repeat(MAX_SERIAL + 1)));
     }
 
     #[test]

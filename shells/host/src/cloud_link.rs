@@ -368,6 +368,13 @@ impl Link {
         }
     }
 
+    /// Drops the connection, and the interrupter's handle on its socket
+    /// (which would otherwise keep it open).
+    fn forget_stream(&mut self) {
+        self.stream = None;
+        self.current.set(None);
+    }
+
     /// What cuts this link's connections from another thread.
     pub fn interrupter(&self) -> Interrupter {
         self.current.clone()
@@ -419,7 +426,7 @@ impl Link {
         let reused = self.stream.is_some();
         match self.try_exchange(authorization, body) {
             Err(LinkError::Unreachable(_)) if reused => {
-                self.stream = None;
+                self.forget_stream();
                 self.try_exchange(authorization, body)
             }
             other => other,
@@ -463,7 +470,7 @@ impl Link {
         // Only a held answer may be cut by a stop; the rest are waited for.
         if !self.current.holding(!self.wait.is_zero()) {
             self.current.holding(false);
-            self.stream = None;
+            self.forget_stream();
             return Err(LinkError::Unreachable(format!(
                 "{host}: stopping: the held answer is not waited for"
             )));
@@ -474,12 +481,12 @@ impl Link {
         let body = match read_body(stream, resp.body, got, &host) {
             Ok(b) => b,
             Err(e) => {
-                self.stream = None;
+                self.forget_stream();
                 return Err(e);
             }
         };
         if resp.close {
-            self.stream = None;
+            self.forget_stream();
         }
         Ok(Answer {
             status: resp.status,

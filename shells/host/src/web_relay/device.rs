@@ -172,6 +172,9 @@ pub fn exchange(
     };
     let _ = tcp.set_nodelay(true);
     let _ = tcp.set_write_timeout(Some(limits.read));
+    // From the first byte: a TLS handshake reads inside the first write, and
+    // a device that never answers its ClientHello must not hold the thread.
+    let _ = tcp.set_read_timeout(Some(limits.read));
     let deadline = Instant::now() + limits.total;
     let answered = if https {
         let config = match device_tls::config() {
