@@ -313,16 +313,20 @@ fn main() -> ExitCode {
     let t = Instant::now();
     let held = runtime.block_on(hold_all(&cloud, &agents[1..]));
     let opened = t.elapsed();
-    // Every listen read and parked: the server holds one descriptor per
-    // channel once it has taken them all (bounded wait).
+    // Every listen read and parked: the server's descriptors stop changing
+    // once it has taken them all (a second without change, within a
+    // minute at most).
     let deadline = Instant::now() + Duration::from_secs(60);
-    while open_descriptors(pid) < fds_before + held.len() && Instant::now() < deadline {
+    let (mut last, mut still_since) = (open_descriptors(pid), Instant::now());
+    while Instant::now() < deadline && still_since.elapsed() < Duration::from_secs(1) {
         std::thread::sleep(Duration::from_millis(200));
+        let now = open_descriptors(pid);
+        if now != last {
+            (last, still_since) = (now, Instant::now());
+        }
     }
-    // Let the parked requests' reads finish before measuring.
-    std::thread::sleep(Duration::from_secs(2));
     let during = rss_kib(pid);
-    let fds = open_descriptors(pid) - fds_before;
+    let fds = open_descriptors(pid).saturating_sub(fds_before);
     // A task for one agent among them all: woken as fast?
     let last = agents.len() - 2;
     let mut held = held;
