@@ -22,6 +22,11 @@ pub fn matches(secret: &str, stored_hash: &[u8]) -> bool {
     hash(secret).ct_eq(stored_hash).into()
 }
 
+/// Whether two secrets presented as text are equal, in constant time.
+pub fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
+}
+
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }

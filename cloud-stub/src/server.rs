@@ -169,7 +169,9 @@ struct Reply {
     log: String,
 }
 
-fn reason(status: u16) -> &'static str {
+/// The reason phrase of a status, for the cloud's answers and its web
+/// access entry points alike.
+pub(crate) fn reason(status: u16) -> &'static str {
     match status {
         200 => "OK",
         303 => "See Other",
@@ -178,14 +180,19 @@ fn reason(status: u16) -> &'static str {
         403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
+        408 => "Request Timeout",
         409 => "Conflict",
+        410 => "Gone",
+        411 => "Length Required",
         413 => "Content Too Large",
         415 => "Unsupported Media Type",
         426 => "Upgrade Required",
         429 => "Too Many Requests",
         431 => "Request Header Fields Too Large",
         500 => "Internal Server Error",
+        502 => "Bad Gateway",
         503 => "Service Unavailable",
+        504 => "Gateway Timeout",
         _ => "Status",
     }
 }
@@ -1047,7 +1054,7 @@ fn web_route(
         ("POST", Reader::Operator(session, token)) => {
             let form = web::form(body).unwrap_or_default();
             let csrf = web::field(&form, "csrf").unwrap_or("");
-            if !same_origin(head) || !constant_eq(csrf, &session.csrf) {
+            if !same_origin(head) || !crate::secret::same(csrf, &session.csrf) {
                 return plain(403, CROSS_SITE);
             }
             if let Some(device) = path
@@ -1276,7 +1283,7 @@ fn sign_in(
     let form = web::form(body).unwrap_or_default();
     let field = |name: &str| web::field(&form, name).unwrap_or("");
     let expected = cookie(head, SIGNIN_COOKIE).unwrap_or("");
-    if !same_origin(head) || expected.is_empty() || !constant_eq(field("csrf"), expected) {
+    if !same_origin(head) || expected.is_empty() || !crate::secret::same(field("csrf"), expected) {
         // The form again: its cookie may just have lapsed (ten minutes).
         return signin_form(
             403,
@@ -1365,11 +1372,6 @@ fn sign_in(
         operator.dealer
     );
     r
-}
-
-fn constant_eq(a: &str, b: &str) -> bool {
-    use subtle::ConstantTimeEq;
-    a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
 }
 
 fn cbor_reply(a: exchange::Answer) -> Reply {

@@ -13,6 +13,7 @@
 //! listener is a visible, testable end of the session (the port refuses).
 
 use crate::secret;
+use crate::store::now_ms;
 use crate::store::web_sessions::{OpenedWeb, WebRequest};
 use dca_core::sync::message::{RelayAnswer, Response};
 use dca_core::sync::web_access::{self as rules, Refusal};
@@ -238,7 +239,7 @@ impl Tunnels {
             operator: operator.to_string(),
             device_id: opened.device_id,
             port,
-            key_hash: crate::store::web_sessions::key_hash(&opened.key),
+            key_hash: secret::hash(&opened.key),
             key_used: AtomicBool::new(false),
             cookie: secret::random_hex(32),
             expires: now + ttl,
@@ -354,13 +355,6 @@ impl Tunnels {
             Err(_) => encode(&Response::RelayIdle),
         }
     }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
 }
 
 fn encode(r: &Response<'_>) -> Vec<u8> {
@@ -540,28 +534,8 @@ async fn read_request<S: AsyncReadExt + Unpin>(s: &mut S) -> Result<BrowserReque
     }
 }
 
-fn reason(status: u16) -> &'static str {
-    match status {
-        200 => "OK",
-        303 => "See Other",
-        400 => "Bad Request",
-        403 => "Forbidden",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        408 => "Request Timeout",
-        410 => "Gone",
-        411 => "Length Required",
-        413 => "Content Too Large",
-        431 => "Request Header Fields Too Large",
-        502 => "Bad Gateway",
-        503 => "Service Unavailable",
-        504 => "Gateway Timeout",
-        _ => "Status",
-    }
-}
-
 async fn respond<S: AsyncWriteExt + Unpin>(s: &mut S, status: u16, head: &[u8], body: &[u8]) {
-    let mut out = format!("HTTP/1.1 {status} {}\r\n", reason(status)).into_bytes();
+    let mut out = format!("HTTP/1.1 {status} {}\r\n", crate::server::reason(status)).into_bytes();
     out.extend_from_slice(head);
     out.extend_from_slice(
         format!(
@@ -696,8 +670,7 @@ where
     // The entry: the one-time key from the operator's redirect sets the
     // session's cookie.
     if let Some(query) = req.path.strip_prefix("/.dwa/enter?key=") {
-        let good = constant_eq(&crate::store::web_sessions::key_hash(query), &t.key_hash)
-            && !t.key_used.swap(true, Ordering::AcqRel);
+        let good = secret::matches(query, &t.key_hash) && !t.key_used.swap(true, Ordering::AcqRel);
         if !good {
             log(403, 0, Some("entry key wrong or used"));
             let (st, h, b) = page(403, "this entry link is wrong or was used already");
@@ -715,7 +688,7 @@ where
     let admitted = req.header("cookie").is_some_and(|c| {
         c.split(';')
             .filter_map(|kv| kv.trim().split_once('='))
-            .any(|(k, v)| k == t.cookie_name() && constant_eq(v.as_bytes(), t.cookie.as_bytes()))
+            .any(|(k, v)| k == t.cookie_name() && secret::same(v, &t.cookie))
     });
     if !admitted {
         log(403, 0, Some("no session cookie"));
@@ -801,11 +774,6 @@ where
         body,
     )
     .await;
-}
-
-fn constant_eq(a: &[u8], b: &[u8]) -> bool {
-    use subtle::ConstantTimeEq;
-    a.len() == b.len() && bool::from(a.ct_eq(b))
 }
 
 #[cfg(test)]

@@ -7,7 +7,6 @@ use super::{Refusal, Store, audit_in};
 use dca_core::sync::message::capability;
 use dca_core::sync::web_access::MAX_TTL;
 use rusqlite::{OptionalExtension, params};
-use sha2::{Digest, Sha256};
 
 /// The tables, created with the rest of the schema.
 pub const SCHEMA: &str = "
@@ -65,10 +64,6 @@ pub struct WebRequest {
     pub status: u16,
     pub bytes: u64,
     pub refused: Option<String>,
-}
-
-pub fn key_hash(key: &str) -> Vec<u8> {
-    Sha256::digest(key.as_bytes()).to_vec()
 }
 
 impl Store {
@@ -140,7 +135,7 @@ impl Store {
                 agent,
                 target,
                 serial,
-                key_hash(&key),
+                crate::secret::hash(&key),
                 now,
                 expires_ms
             ],
