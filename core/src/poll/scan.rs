@@ -13,7 +13,7 @@
 use super::credentials::Credentials;
 use super::walk::{WalkConfig, WalkError, WalkState, Walker};
 use crate::ber::OidBuf;
-use crate::printer::plan::walk_plan;
+use crate::printer::plan::Plan;
 use crate::printer::{Snapshot, SnapshotBuilder};
 use crate::snmp::{CommunityMessage, Message, Pdu, PduType, Pdus, VarBind, Version};
 use crate::time::{Duration, Instant};
@@ -36,6 +36,8 @@ pub struct ScanConfig {
     pub max_in_flight: usize,
     /// How each device is walked (its credentials are set per device).
     pub walk: WalkConfig,
+    /// What each walk reads.
+    pub plan: Plan,
     /// Seeds each walk's request-ids (SNMPv3's msgIDs) and privacy salts:
     /// random in the field, so that they cannot be guessed or repeat from
     /// one sweep to the next.
@@ -61,6 +63,7 @@ impl ScanConfig {
             rate: 0,
             max_in_flight: usize::MAX,
             walk: WalkConfig::new(b"public"),
+            plan: Plan::Full,
             seed: 0,
         }
     }
@@ -395,7 +398,7 @@ impl<'s, I: Iterator<Item = IpAddr>, const PROBES: usize, const SLOTS: usize>
                 ^ now.millis().rotate_left(24),
         ) as i32;
         slot.credential = credential;
-        slot.walker.restart(walk, walk_plan(), seed, now);
+        slot.walker.restart(walk, cfg.plan.reads(), seed, now);
         slot.builder.reset();
     }
 

@@ -93,6 +93,47 @@ pub fn walk_plan() -> impl Iterator<Item = Read> {
         ])
 }
 
+/// How much of a device a walk reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Plan {
+    /// Everything a reading needs: identity, counters, supplies, trays,
+    /// alerts and status.
+    #[default]
+    Full,
+    /// Only what names the device and shows it a printer: the system
+    /// scalars, hrDevice types and descriptions, prtGeneralSerialNumber,
+    /// the marker life counts (a Printer-MIB table every printer fills)
+    /// and the vendors' identity objects. Device Web Access reads this
+    /// before every connection to a device, so it must cost the printer a
+    /// few requests, not a full walk of its supplies and counters.
+    Identity,
+}
+
+/// The subtrees an identity read walks (see [`Plan::Identity`]).
+const IDENTITY_WALKS: [&[u32]; 4] = [
+    oids::HR_DEVICE_TYPE,
+    oids::HR_DEVICE_DESCR,
+    oids::PRT_GENERAL_SERIAL,
+    oids::PRT_MARKER_LIFE_COUNT,
+];
+
+impl Plan {
+    /// The reads of this plan, in the order of [`walk_plan`] (one plan
+    /// with a filter rather than two, so the walker is built once).
+    pub fn reads(self) -> impl Iterator<Item = Read> {
+        walk_plan().filter(move |r| self == Plan::Full || identifies(r))
+    }
+}
+
+fn identifies(read: &Read) -> bool {
+    match read {
+        Read::Get(oid) => {
+            SCALARS.contains(read) || vendor::IDENTITY_OIDS.iter().any(|(o, _)| o == oid)
+        }
+        Read::Walk(root) => IDENTITY_WALKS.contains(root),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -118,5 +159,22 @@ mod tests {
                 assert!(a == b || !b.starts_with(a), "{b:?} inside {a:?}");
             }
         }
+    }
+
+    #[test]
+    fn the_identity_plan_is_a_small_part_of_the_full_one() {
+        let full: std::vec::Vec<Read> = Plan::Full.reads().collect();
+        let identity: std::vec::Vec<Read> = Plan::Identity.reads().collect();
+        assert_eq!(full, walk_plan().collect::<std::vec::Vec<_>>());
+        assert!(identity.iter().all(|r| full.contains(r)));
+        for w in IDENTITY_WALKS {
+            assert!(identity.contains(&Read::Walk(w)), "{w:?}");
+        }
+        assert!(identity.contains(&Read::Get(oids::SYS_DESCR)));
+        assert!(!identity.contains(&Read::Walk(oids::PRT_SUPPLIES_ENTRY)));
+        assert!(!identity.contains(&Read::Walk(oids::PRT_ALERT_ENTRY)));
+        let walks = |p: &[Read]| p.iter().filter(|r| matches!(r, Read::Walk(_))).count();
+        assert_eq!(walks(&identity), IDENTITY_WALKS.len());
+        assert!(walks(&full) > 3 * walks(&identity));
     }
 }

@@ -9,6 +9,7 @@ use crate::snmp_args::SnmpArgs;
 use dca_core::poll::scan::{ScanStats, slots};
 use dca_core::poll::{Event, Scan, ScanConfig, Target, WalkError, addresses};
 use dca_core::printer::Snapshot;
+use dca_core::printer::plan::Plan;
 use dca_core::time::{Duration, Instant};
 use std::net::{SocketAddr, SocketAddrV6, ToSocketAddrs, UdpSocket};
 
@@ -39,6 +40,10 @@ pub struct SweepArgs {
     /// rest, and tries the name again next time.
     #[arg(skip)]
     pub skip_unresolved: bool,
+    /// What each printer's walk reads: everything (collections) or only
+    /// its identity (Device Web Access checking who is at an address).
+    #[arg(skip)]
+    pub plan: Plan,
 }
 
 impl SweepArgs {
@@ -54,6 +59,7 @@ impl SweepArgs {
             exclude: Vec::new(),
             parallel: 64,
             skip_unresolved: false,
+            plan: Plan::Full,
         }
     }
 }
@@ -256,6 +262,7 @@ fn run(
     }
     let total: u64 = targets.iter().map(Target::len).sum();
     let mut cfg = scan_config(&args.snmp, args.timeout, args.retries)?;
+    cfg.plan = args.plan;
     cfg.port = args.port;
     cfg.rate = args.rate;
     let mut walk_slots = slots(args.parallel.clamp(1, 1024));

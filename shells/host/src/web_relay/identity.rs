@@ -1,11 +1,13 @@
 //! Who answers at the session's address now: the serial the device reports
 //! over SNMP, read with the agent's own SNMP settings (credential sets,
 //! port, timeouts) by the same sweep a collection runs, on that one
-//! address. An address is not an identity (DHCP hands it to another device
-//! in time), so it is read again before every connection to the device.
+//! address, with the identity plan (no counters, supplies or alerts). An
+//! address is not an identity (DHCP hands it to another device in time),
+//! so it is read again before every connection to the device.
 
 use super::IdentityReader;
 use crate::sweep::{self, SweepArgs};
+use dca_core::printer::plan::Plan;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -18,6 +20,7 @@ fn serial_at(settings: &SweepArgs, ip: IpAddr) -> Result<String, String> {
     let mut args = settings.clone();
     args.targets = vec![ip.to_string()];
     args.skip_unresolved = false;
+    args.plan = Plan::Identity;
     let mut serial = None;
     let swept = sweep::sweep(&args, false, &mut |_, snapshot, _| {
         serial = Some(snapshot.identity.serial.as_str().trim().to_string());

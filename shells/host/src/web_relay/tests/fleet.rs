@@ -107,3 +107,50 @@ fn an_emulated_printers_pages_are_relayed_and_its_files_are_not() {
     );
     assert_eq!(stats.requests.load(Ordering::SeqCst), 3);
 }
+
+/// Requests one printer with `behaviour` took for a full walk and for an
+/// identity check, after checking that both found the same serial.
+fn requests_for_full_walk_and_identity(behaviour: Behaviour) -> (u64, u64) {
+    let devices = serve::generated(
+        1,
+        11,
+        60.0,
+        0,
+        |_| Faults::default(),
+        |_| Arc::new(behaviour.clone()),
+    );
+    let fleet = Fleet::start(devices, "127.64.9.4/30".parse().unwrap(), SNMP_PORT).unwrap();
+    let ip = fleet.addresses[0].ip();
+    let requests = || fleet.stats().requests.load(Ordering::SeqCst);
+
+    let mut full = None;
+    let mut args = SweepArgs::new(vec![ip.to_string()], SNMP_PORT);
+    let before = requests();
+    crate::sweep::sweep(&args, false, &mut |_, snap, _| {
+        full = Some(snap.identity.serial.as_str().to_string());
+    })
+    .unwrap();
+    let full_requests = requests() - before;
+
+    args.targets.clear();
+    let before = requests();
+    let serial = identity::over_snmp(args)(ip).expect("its identity");
+    assert_eq!(Some(serial), full);
+    (full_requests, requests() - before)
+}
+
+#[test]
+fn the_identity_check_reads_the_serial_of_a_full_walk_for_a_few_requests() {
+    // GetBulk: a full walk is few large answers, the check fewer still.
+    let (full, id) = requests_for_full_walk_and_identity(Behaviour::default());
+    assert!(id < full, "identity {id} requests, full walk {full}");
+    // An SNMPv1 printer answers a row per request: there the full walk's
+    // supplies, trays, alerts and counters would weigh on every page load
+    // (this emulated printer is a small one; an MFP has many more rows).
+    let v1 = Behaviour {
+        v1_only: true,
+        ..Behaviour::default()
+    };
+    let (full, id) = requests_for_full_walk_and_identity(v1);
+    assert!(id * 2 < full, "identity {id} requests, full walk {full}");
+}
