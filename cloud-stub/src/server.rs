@@ -1156,6 +1156,14 @@ fn open_web(
         .and_then(|p| p.parse::<u16>().ok())
         .filter(|p| *p > 0)
         .unwrap_or(80);
+    // Printers serve HTTPS on 443 and 8443 (with their own, mostly
+    // self-signed certificates) and plain HTTP elsewhere, unless told.
+    let https = match web::field(form, "scheme") {
+        None | Some("") => matches!(port, 443 | 8443),
+        Some("https") => true,
+        Some("http") => false,
+        Some(_) => return plain(400, "scheme: http or https"),
+    };
     if let Err(full) = shared.tunnels.room_for(&session.operator) {
         return plain(429, &full);
     }
@@ -1164,6 +1172,7 @@ fn open_web(
         session.dealer_id,
         device,
         port,
+        https,
         WEB_SESSION_S,
     ) {
         Ok(o) => o,
@@ -1219,8 +1228,12 @@ fn open_web(
         log: String::new(),
     };
     r.log = format!(
-        "web access session {} opened by {} for device {device} ({}) at {}, entry port {entry}",
-        opened.id, session.operator, opened.serial, opened.target
+        "web access session {} opened by {} for device {device} ({}) at {}://{}, entry port {entry}",
+        opened.id,
+        session.operator,
+        opened.serial,
+        opened.scheme(),
+        opened.target
     );
     r
 }

@@ -377,7 +377,8 @@ fn device_page(
             let _ = write!(
                 h,
                 "<form method=post action=\"/devices/{id}/web\"><input type=hidden name=csrf value=\"{}\">\
-<label>Port <select name=port><option value=80>80</option><option value=8080>8080</option></select></label> \
+<label>Web server <select name=port><option value=80>http, port 80</option><option value=443>https, port 443</option>\
+<option value=8080>http, port 8080</option><option value=8443>https, port 8443</option></select></label> \
 <button>Open the device's web page</button></form>\
 <p>Opens for 15 minutes (10 idle) through the agent that reads this device; every request is logged below, \
 file transfers are refused.</p>",

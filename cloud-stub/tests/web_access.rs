@@ -49,7 +49,12 @@ fn open(site: &WebSite, cookie: &str, device: i64, port: u16) -> (u16, String) {
 /// Opens device `device` as a dealer and enters its session: the entry
 /// point's base URL and the session cookie's header line.
 fn enter(site: &WebSite, cookie: &str, device: i64) -> (String, String, u64) {
-    let (status, answer) = open(site, cookie, device, 8080);
+    enter_on(site, cookie, device, 8080)
+}
+
+/// [`enter`] with the device's web server on `port`.
+fn enter_on(site: &WebSite, cookie: &str, device: i64, port: u16) -> (String, String, u64) {
+    let (status, answer) = open(site, cookie, device, port);
     assert_eq!(status, 200, "{answer}");
     let entry = answer
         .split_once("id=enter href=\"")
@@ -94,6 +99,15 @@ fn try_curl(site: &WebSite, args: &[&str]) -> (i32, String) {
     )
 }
 
+/// The printer's status page through the session at `base` must be
+/// answered, and name `serial`.
+fn assert_status_page_names(site: &WebSite, cookie: &str, base: &str, serial: &str) {
+    let (status, page) = curl(&site.cloud, &["-H", cookie, &format!("{base}/")]);
+    let page = String::from_utf8(page).unwrap();
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains(serial), "the page names {serial}: {page}");
+}
+
 fn access_log(site: &WebSite) -> Vec<(String, String, i64, i64, Option<String>)> {
     let conn = rusqlite::Connection::open(&site.cloud.db).unwrap();
     let mut q = conn
@@ -114,10 +128,7 @@ fn a_dealer_sees_the_printers_own_page_and_the_access_log_lists_it() {
     let dealer = sign_in(&site.cloud, "dealer", "default");
     let (base, cookie, session) = enter(&site, &dealer, device);
     // The printer's status page, through cloud and agent.
-    let (status, page) = curl(&site.cloud, &["-H", &cookie, &format!("{base}/")]);
-    let page = String::from_utf8(page).unwrap();
-    assert_eq!(status, 200, "{page}");
-    assert!(page.contains(&serial), "the page names {serial}: {page}");
+    assert_status_page_names(&site, &cookie, &base, &serial);
     wait_for(
         site.service(),
         &format!("web access {session}: GET / -> 200"),
@@ -324,6 +335,25 @@ fn transfers_and_other_hosts_are_refused_and_logged() {
             downloads: 1
         },
         "only the log's GET reached the printer"
+    );
+}
+
+#[test]
+fn a_printer_serving_https_is_reached_over_its_own_tls() {
+    let site = WebSite::start("dwa-https", 7);
+    let (device, serial, address) = site.device();
+    let dealer = sign_in(&site.cloud, "dealer", "default");
+    // Port 8443: the cloud asks the agent for https (443 and 8443 are
+    // printers' TLS ports); the printer's certificate is self-signed.
+    let (base, cookie, session) = enter_on(&site, &dealer, device, 8443);
+    assert_status_page_names(&site, &cookie, &base, &serial);
+    wait_for(
+        site.service(),
+        &format!("web access session {session}: relaying to https://{address}:8443"),
+    );
+    wait_for(
+        &site.cloud.proc,
+        &format!("for device {device} ({serial}) at https://{address}:8443"),
     );
 }
 

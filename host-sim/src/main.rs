@@ -230,6 +230,10 @@ struct ServeArgs {
     /// its address.
     #[arg(long, value_name = "PORT")]
     web_port: Option<u16>,
+    /// ...and over HTTPS on this port, with a certificate each device signs
+    /// itself (naming its serial), as printers ship.
+    #[arg(long, value_name = "PORT")]
+    web_tls_port: Option<u16>,
     /// Devices answer SNMPv3 only.
     #[arg(long = "v3-only")]
     v3_only: bool,
@@ -489,18 +493,25 @@ fn serve(args: ServeArgs) -> Result<(), String> {
     }
     let names: Vec<(String, &'static str)> =
         devices.iter().map(|d| (d.name.clone(), d.source)).collect();
-    let fleet = Fleet::start_with_web(devices, args.bind, args.port, args.web_port)?;
+    let web = serve::WebPorts {
+        http: args.web_port,
+        https: args.web_tls_port,
+    };
+    let fleet = Fleet::start_with_web(devices, args.bind, args.port, web)?;
     if let Some(map) = &args.map {
         // Written once every socket is bound and served.
         serve::write_map(map, &names, &fleet.addresses)?;
     }
     eprintln!(
-        "dca-sim: serving {} devices on {} port {}{}",
+        "dca-sim: serving {} devices on {} port {}{}{}",
         fleet.addresses.len(),
         args.bind,
         args.port,
-        args.web_port
-            .map_or_else(String::new, |p| format!(", web pages on TCP port {p}"))
+        web.http
+            .map_or_else(String::new, |p| format!(", web pages on TCP port {p}")),
+        web.https.map_or_else(String::new, |p| format!(
+            ", web pages over TLS on TCP port {p}"
+        ))
     );
     fleet.block_on(shutdown_signal());
     let stats = fleet.stats();

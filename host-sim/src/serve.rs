@@ -5,7 +5,7 @@ use crate::faults::Faults;
 use crate::generate::Rng;
 use crate::mib::{Dynamic, SimValue, Template};
 use crate::usm_agent::V3Agent;
-use crate::web::{WebStats, run_web};
+use crate::web::{self, WebStats, run_web};
 use ipnet::Ipv4Net;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::Path;
@@ -71,26 +71,30 @@ impl std::fmt::Debug for Fleet {
 impl Fleet {
     /// Binds every device on the addresses of `net` and starts serving.
     pub fn start(devices: Vec<Device>, net: Ipv4Net, port: u16) -> Result<Fleet, String> {
-        Self::start_with_web(devices, net, port, None)
+        Self::start_with_web(devices, net, port, WebPorts::default())
     }
 
-    /// [`Fleet::start`], each device also serving its web pages on TCP
-    /// `web_port` of its address when given.
+    /// [`Fleet::start`], each device also serving its web pages on the
+    /// TCP ports of `web` on its address.
     pub fn start_with_web(
         devices: Vec<Device>,
         net: Ipv4Net,
         port: u16,
-        web_port: Option<u16>,
+        web: WebPorts,
     ) -> Result<Fleet, String> {
         let sockets = bind_all(&devices, net, port)?;
-        let mut listeners = Vec::new();
-        if let Some(web) = web_port {
-            for (addr, _) in &sockets {
-                let at = SocketAddr::new(addr.ip(), web);
+        let listen = |ip: std::net::IpAddr, port: Option<u16>| {
+            port.map(|p| {
+                let at = SocketAddr::new(ip, p);
                 let l = std::net::TcpListener::bind(at).map_err(|e| format!("{at}: {e}"))?;
                 l.set_nonblocking(true).map_err(|e| format!("{at}: {e}"))?;
-                listeners.push(l);
-            }
+                Ok::<_, String>(l)
+            })
+            .transpose()
+        };
+        let mut listeners = Vec::new();
+        for (addr, _) in &sockets {
+            listeners.push((listen(addr.ip(), web.http)?, listen(addr.ip(), web.https)?));
         }
         let mut listeners = listeners.into_iter();
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -111,11 +115,19 @@ impl Fleet {
                     .clone()
                     .map(|c| V3Agent::new(c, ordinal as u64));
                 let device = Arc::new(device);
-                if let Some(l) = listeners.next() {
+                let (http, https) = listeners.next().unwrap_or((None, None));
+                let tls = match https {
+                    Some(_) => Some(web::self_signed(
+                        web::snapshot_of(&device).identity.serial.as_str(),
+                    )?),
+                    None => None,
+                };
+                for (l, tls) in [(http, None), (https, tls)] {
+                    let Some(l) = l else { continue };
                     let at = l.local_addr().map_err(|e| e.to_string())?;
                     let l =
                         tokio::net::TcpListener::from_std(l).map_err(|e| format!("{at}: {e}"))?;
-                    runtime.spawn(run_web(device.clone(), l, web_stats.clone()));
+                    runtime.spawn(run_web(device.clone(), l, tls, web_stats.clone()));
                 }
                 runtime.spawn(run_device(device, v3, socket, stats.clone()));
             }
@@ -140,6 +152,15 @@ impl Fleet {
     pub fn web_stats(&self) -> Arc<WebStats> {
         self.web_stats.clone()
     }
+}
+
+/// The TCP ports each device serves its web pages on, if any.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct WebPorts {
+    /// Plain HTTP.
+    pub http: Option<u16>,
+    /// HTTPS, with a certificate the device signed itself.
+    pub https: Option<u16>,
 }
 
 /// How a device computes its dynamic values.

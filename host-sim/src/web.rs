@@ -1,5 +1,6 @@
 //! Each emulated printer's embedded web server (`dca-sim serve --web-port
-//! P`), as the ones Device Web Access reaches: a status page with its
+//! P`, and over TLS with `--web-tls-port P`), as the ones Device Web
+//! Access reaches: a status page with its
 //! identity, counters and supplies, a network settings form, a firmware
 //! upload form and a downloadable log. Uploads and downloads are served as
 //! a real printer would, so that whoever sits between a technician and the
@@ -17,8 +18,10 @@ use dca_core::printer::{Snapshot, SnapshotBuilder};
 use dca_core::time::{Duration, Instant};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::rustls::{self, ServerConfig};
 
 /// The largest request head and body a printer's web server takes.
 const MAX_HEAD: usize = 16 * 1024;
@@ -77,17 +80,53 @@ pub fn snapshot_of(device: &Device) -> Snapshot {
     builder.finish()
 }
 
-/// Serves `device`'s pages on `listener` until the task is dropped.
-pub async fn run_web(device: Arc<Device>, listener: TcpListener, stats: Arc<WebStats>) {
+/// A printer's TLS as printers ship it: a certificate it signed itself,
+/// naming its serial, that no browser or agent can check against a CA.
+pub fn self_signed(serial: &str) -> Result<TlsAcceptor, String> {
+    let key = rcgen::KeyPair::generate().map_err(|e| format!("a key: {e}"))?;
+    let cert = rcgen::CertificateParams::new(vec![serial.to_string()])
+        .and_then(|mut p| {
+            p.distinguished_name = rcgen::DistinguishedName::new();
+            p.distinguished_name.push(rcgen::DnType::CommonName, serial);
+            p.self_signed(&key)
+        })
+        .map_err(|e| format!("a certificate for {serial}: {e}"))?;
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into());
+    let config =
+        ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .and_then(|b| {
+                b.with_no_client_auth()
+                    .with_single_cert(vec![cert.der().clone()], key)
+            })
+            .map_err(|e| format!("TLS for {serial}: {e}"))?;
+    Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+/// Serves `device`'s pages on `listener` (over TLS with `tls`) until the
+/// task is dropped.
+pub async fn run_web(
+    device: Arc<Device>,
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    stats: Arc<WebStats>,
+) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             // Out of descriptors: wait rather than spin.
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
             continue;
         };
-        let (device, stats) = (device.clone(), stats.clone());
+        let (device, stats, tls) = (device.clone(), stats.clone(), tls.clone());
         tokio::spawn(async move {
-            let _ = connection(stream, &device, &stats).await;
+            let _ = match tls {
+                None => connection(stream, &device, &stats).await,
+                Some(tls) => match tokio::time::timeout(IDLE, tls.accept(stream)).await {
+                    Ok(Ok(stream)) => connection(stream, &device, &stats).await,
+                    // A failed or stalled handshake is the client's loss.
+                    _ => Ok(()),
+                },
+            };
         });
     }
 }
@@ -102,7 +141,11 @@ struct Request {
     close: bool,
 }
 
-async fn connection(mut s: TcpStream, device: &Device, stats: &WebStats) -> std::io::Result<()> {
+async fn connection(
+    mut s: impl AsyncRead + AsyncWrite + Unpin,
+    device: &Device,
+    stats: &WebStats,
+) -> std::io::Result<()> {
     let mut buf = Vec::new();
     loop {
         let Some(req) = read_request(&mut s, &mut buf).await? else {
@@ -123,13 +166,17 @@ async fn connection(mut s: TcpStream, device: &Device, stats: &WebStats) -> std:
         s.write_all(head.as_bytes()).await?;
         s.write_all(&body).await?;
         if req.close {
-            return Ok(());
+            // Over TLS, a close_notify: the answer ended, it was not cut.
+            return s.shutdown().await;
         }
     }
 }
 
 /// Reads one request (head and body) into `buf`; `None` at a clean end.
-async fn read_request(s: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Result<Option<Request>> {
+async fn read_request(
+    s: &mut (impl AsyncRead + Unpin),
+    buf: &mut Vec<u8>,
+) -> std::io::Result<Option<Request>> {
     let bad = |m: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, m.to_string());
     loop {
         let mut headers = [httparse::EMPTY_HEADER; 48];
@@ -182,7 +229,7 @@ async fn read_request(s: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Result<O
     }
 }
 
-async fn read_some(s: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Result<usize> {
+async fn read_some(s: &mut (impl AsyncRead + Unpin), buf: &mut Vec<u8>) -> std::io::Result<usize> {
     let mut chunk = [0u8; 16 * 1024];
     match tokio::time::timeout(IDLE, s.read(&mut chunk)).await {
         Ok(Ok(n)) => {

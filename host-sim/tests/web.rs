@@ -7,7 +7,7 @@ mod support;
 use dca_core::poll::WalkConfig;
 use dca_sim::agent::Behaviour;
 use dca_sim::faults::Faults;
-use dca_sim::serve::{Fleet, generated};
+use dca_sim::serve::{Fleet, WebPorts, generated};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::sync::Arc;
@@ -38,8 +38,16 @@ fn get(at: &str, path: &str) -> (String, String, String) {
 fn each_printer_serves_its_own_pages_and_counts_every_request() {
     let behaviour = Arc::new(Behaviour::default());
     let devices = generated(3, 21, 60.0, 0, |_| Faults::default(), |_| behaviour.clone());
-    let fleet =
-        Fleet::start_with_web(devices, "127.59.7.0/29".parse().unwrap(), 1161, Some(8080)).unwrap();
+    let fleet = Fleet::start_with_web(
+        devices,
+        "127.59.7.0/29".parse().unwrap(),
+        1161,
+        WebPorts {
+            http: Some(8080),
+            https: Some(8443),
+        },
+    )
+    .unwrap();
     let web = fleet.web_stats();
     let mut serials = Vec::new();
     for addr in &fleet.addresses {
@@ -114,4 +122,43 @@ fn each_printer_serves_its_own_pages_and_counts_every_request() {
     assert_eq!(web.uploads.load(Ordering::Relaxed), 1);
     assert_eq!(web.downloads.load(Ordering::Relaxed), 1);
     assert_eq!(web.settings.load(Ordering::Relaxed), 1);
+}
+
+#[test]
+fn a_printer_serves_its_pages_over_tls_with_a_certificate_naming_its_serial() {
+    let behaviour = Arc::new(Behaviour::default());
+    let devices = generated(1, 23, 60.0, 0, |_| Faults::default(), |_| behaviour.clone());
+    let web = WebPorts {
+        http: None,
+        https: Some(8443),
+    };
+    let fleet =
+        Fleet::start_with_web(devices, "127.59.7.8/30".parse().unwrap(), 1161, web).unwrap();
+    let addr = fleet.addresses[0];
+    let (_, snmp) = support::walk_device(&addr.to_string(), WalkConfig::new(b"public"));
+    let serial = snmp.identity.serial.as_str().to_string();
+    // curl, an independent client: the certificate is self-signed (so -k)
+    // and names the printer's serial; the page is the printer's.
+    let out = std::process::Command::new("curl")
+        .args(["-sS", "-k", "--max-time", "20", "-w", "%{certs}"])
+        .arg(format!("https://{}:8443/", addr.ip()))
+        .output()
+        .expect("curl");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains(&format!("<td id=\"serial\">{serial}</td>")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("CN = {serial}")) || text.contains(&format!("CN={serial}")),
+        "{text}"
+    );
+    // No plain HTTP was asked for: nothing listens on 8080.
+    assert!(TcpStream::connect((addr.ip(), 8080)).is_err());
+    assert_eq!(fleet.web_stats().requests.load(Ordering::Relaxed), 1);
 }

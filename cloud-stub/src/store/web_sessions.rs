@@ -48,6 +48,9 @@ pub struct OpenedWeb {
     pub agent_id: String,
     /// The device's web server as the agent will reach it.
     pub target: String,
+    /// Over TLS (the device's own certificate, self-signed on most
+    /// printers) or plain HTTP.
+    pub https: bool,
     pub serial: String,
     pub expires_ms: i64,
     pub ttl_s: u64,
@@ -66,17 +69,30 @@ pub struct WebRequest {
     pub refused: Option<String>,
 }
 
+fn scheme(https: bool) -> &'static str {
+    if https { "https" } else { "http" }
+}
+
+impl OpenedWeb {
+    /// "https" or "http", as the agent's task and the logs say it.
+    pub fn scheme(&self) -> &'static str {
+        scheme(self.https)
+    }
+}
+
 impl Store {
     /// Opens a session on `device_id` for `operator` of dealer `dealer_id`
     /// (a device of another dealer's customer is "no such device"), with
-    /// the device's web server on `port`, for `ttl_s` seconds, and queues
-    /// `open_web` for the agent that last reported the device.
+    /// the device's web server on `port` (over TLS with `https`), for
+    /// `ttl_s` seconds; [`Store::queue_open_web`] then tells the agent that
+    /// last reported the device.
     pub fn open_web_session(
         &mut self,
         operator: &str,
         dealer_id: i64,
         device_id: i64,
         port: u16,
+        https: bool,
         ttl_s: u64,
     ) -> Result<OpenedWeb, Refusal> {
         let row: Option<(String, String, String, i64, u32)> = self
@@ -149,7 +165,8 @@ impl Store {
             operator,
             "web_session_opened",
             &format!(
-                "session {id}: {operator} opened device {device_id} ({serial}) at {target} for {ttl_s} s"
+                "session {id}: {operator} opened device {device_id} ({serial}) at {}://{target} for {ttl_s} s",
+                scheme(https)
             ),
         )?;
         tx.commit()?;
@@ -159,6 +176,7 @@ impl Store {
             device_id,
             agent_id: agent,
             target,
+            https,
             serial,
             expires_ms,
             ttl_s,
@@ -169,8 +187,12 @@ impl Store {
     /// open, so the agent's first `relay` finds the session.
     pub fn queue_open_web(&self, o: &OpenedWeb) -> Result<u64, String> {
         let arg = format!(
-            "session={};target={};scheme=http;serial={};ttl={}",
-            o.id, o.target, o.serial, o.ttl_s
+            "session={};target={};scheme={};serial={};ttl={}",
+            o.id,
+            o.target,
+            o.scheme(),
+            o.serial,
+            o.ttl_s
         );
         self.create_task(&o.agent_id, "open_web", &arg)
     }

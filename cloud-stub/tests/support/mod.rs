@@ -786,6 +786,9 @@ pub fn start_web_sim(bind: &str, n: usize, seed: u64, web_port: u16) -> Proc {
             "1161",
             "--web-port",
             &web_port.to_string(),
+            // Printers serve their pages over TLS too, on a port of its own.
+            "--web-tls-port",
+            "8443",
         ]),
         "serving",
     )

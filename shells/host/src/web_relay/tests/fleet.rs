@@ -10,7 +10,7 @@ use crate::web_relay::{Connector, WebAccess, identity};
 use dca_core::sync::web_access::Refusal;
 use dca_sim::agent::Behaviour;
 use dca_sim::faults::Faults;
-use dca_sim::serve::{self, Fleet};
+use dca_sim::serve::{self, Fleet, WebPorts};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, mpsc};
 use std::time::Duration;
@@ -24,7 +24,10 @@ fn printer() -> Fleet {
         devices,
         "127.64.9.0/30".parse().unwrap(),
         SNMP_PORT,
-        Some(8080),
+        WebPorts {
+            http: Some(8080),
+            https: None,
+        },
     )
     .unwrap()
 }
