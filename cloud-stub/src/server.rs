@@ -420,10 +420,9 @@ async fn relayed(shared: &Arc<Shared>, agent: &str, body: &[u8]) -> Reply {
 
 impl crate::web_access::Host for Shared {
     fn may_open(&self, operator: &str) -> bool {
-        self.lock_store().operators().is_ok_and(|all| {
-            all.iter()
-                .any(|o| o.name == operator && o.role == crate::store::Role::Dealer)
-        })
+        self.lock_store()
+            .operator_role(operator)
+            .is_ok_and(|role| role == Some(crate::store::Role::Dealer))
     }
 
     fn log_request(&self, device_id: i64, r: WebRequest) {

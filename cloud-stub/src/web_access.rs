@@ -230,9 +230,10 @@ impl Tunnels {
         };
         let (queue, taken) = mpsc::channel(QUEUE);
         let now = Instant::now();
-        let ttl = Duration::from_millis(
-            u64::try_from(opened.expires_ms.saturating_sub(now_ms())).unwrap_or(0),
-        );
+        // The session's own length, not its expiry less the wall clock:
+        // the store may keep another clock (the simulation's), and the
+        // wall clock may step.
+        let ttl = Duration::from_secs(opened.ttl_s);
         let tunnel = Arc::new(Tunnel {
             id: opened.id,
             agent: opened.agent_id.clone(),

@@ -225,6 +225,20 @@ impl Store {
         Ok(out)
     }
 
+    /// The role of operator `name`, if there is one: asked on every
+    /// request of a web access session, so one row, not the list.
+    pub fn operator_role(&self, name: &str) -> Result<Option<Role>, String> {
+        let role: Option<String> = self
+            .conn
+            .query_row("SELECT role FROM operators WHERE name = ?1", [name], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(|e| e.to_string())?;
+        role.map(|r| Role::parse(&r).ok_or_else(|| format!("operator {name}: role {r:?}")))
+            .transpose()
+    }
+
     /// Removes an operator and ends its sessions.
     pub fn remove_operator(&mut self, name: &str) -> Result<(), String> {
         let now = self.now();
@@ -394,6 +408,9 @@ mod tests {
                 ("vi".to_string(), Role::Viewer, "default".to_string())
             ]
         );
+        assert_eq!(s.operator_role("vi"), Ok(Some(Role::Viewer)));
+        assert_eq!(s.operator_role("jo@dealer.example"), Ok(Some(Role::Dealer)));
+        assert_eq!(s.operator_role("nobody"), Ok(None));
         let t = 1_800_000_000;
         let code = new.totp.code_at(t);
         let jo = "jo@dealer.example";
