@@ -1,7 +1,8 @@
 //! Arbitrary bytes through Device Web Access's rules, as the agent and the
 //! cloud judge browsers' requests, devices' answers and `open_web` tasks:
 //! nothing may panic, and what is let through keeps its promises (a path
-//! on the device, no control characters, no attachment).
+//! on the device, no control characters, no attachment, a redirect kept
+//! in the session only when it names the device).
 #![no_main]
 
 use dca_core::sync::message::Task;
@@ -31,6 +32,17 @@ fuzz_target!(|data: &[u8]| {
         assert!(path.starts_with('/') && !path.starts_with("//"));
         assert!(!path.bytes().any(|b| b <= 0x20));
         assert!(matches!(method, "GET" | "HEAD" | "POST"));
+    }
+    // The text as a device's redirect, against a session on 10.1.2.3:80.
+    let session = core::net::SocketAddr::from(([10, 1, 2, 3], 80));
+    match web_access::redirect(text, session, false) {
+        web_access::Redirect::Here { rest } => assert!(text.contains(rest)),
+        web_access::Redirect::Moved { to, https, rest } => {
+            assert_eq!(to.ip(), session.ip());
+            assert!(to.port() != 80 || https);
+            assert!(text.contains(rest));
+        }
+        web_access::Redirect::Elsewhere => {}
     }
     let task = Task {
         id: 1,

@@ -307,6 +307,98 @@ pub fn same_device(expected: &str, seen: &str) -> bool {
     !e.is_empty() && e.eq_ignore_ascii_case(s)
 }
 
+/// Where a device's redirect (its answer's `Location`) leads, seen from
+/// the session. Embedded web servers name themselves by address in their
+/// redirects (`http://10.1.2.3/login`), and many send every plain HTTP
+/// request to HTTPS that way: followed as written, the browser would leave
+/// the session for an address on the customer's network it cannot reach.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Redirect<'a> {
+    /// The device as the session reaches it, or a relative reference: the
+    /// browser stays in the session. `rest` follows the authority (a path,
+    /// query or fragment; empty for the root).
+    Here { rest: &'a str },
+    /// The device's own address at another scheme or port: the session may
+    /// follow it there if the port is one the agent relays to.
+    Moved {
+        to: SocketAddr,
+        https: bool,
+        rest: &'a str,
+    },
+    /// Another host (or a host name the agent cannot compare): the browser
+    /// leaves the session.
+    Elsewhere,
+}
+
+/// Reads `location` against the session's device at `target` (over TLS
+/// with `https`).
+pub fn redirect<'a>(location: &'a str, target: SocketAddr, https: bool) -> Redirect<'a> {
+    let location = location.trim();
+    let (scheme_https, rest) = if let Some(rest) = location.strip_prefix("//") {
+        (https, rest)
+    } else if let Some((scheme, rest)) = location.split_once("://") {
+        if scheme.eq_ignore_ascii_case("https") {
+            (true, rest)
+        } else if scheme.eq_ignore_ascii_case("http") {
+            (false, rest)
+        } else {
+            return Redirect::Elsewhere;
+        }
+    } else if location.contains(':') && !location.starts_with('/') {
+        // Another scheme (`ftp:`, `javascript:`), or a host without `//`.
+        return Redirect::Elsewhere;
+    } else {
+        return Redirect::Here { rest: location };
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, rest) = rest.split_at_checked(end).unwrap_or((rest, ""));
+    // A user name in a redirect is a trick, not a page.
+    if authority.contains('@') {
+        return Redirect::Elsewhere;
+    }
+    let (host, port) = match authority.strip_prefix('[') {
+        Some(inner) => match inner.split_once(']') {
+            Some((host, "")) => (host, None),
+            Some((host, port)) => match port.strip_prefix(':') {
+                Some(port) => (host, Some(port)),
+                None => return Redirect::Elsewhere,
+            },
+            None => return Redirect::Elsewhere,
+        },
+        None => match authority.split_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (authority, None),
+        },
+    };
+    let port = match port {
+        None | Some("") => {
+            if scheme_https {
+                443
+            } else {
+                80
+            }
+        }
+        Some(p) => match p.parse::<u16>() {
+            Ok(p) if p > 0 => p,
+            _ => return Redirect::Elsewhere,
+        },
+    };
+    match host.parse::<core::net::IpAddr>() {
+        Ok(ip) if ip == target.ip() => {
+            if port == target.port() && scheme_https == https {
+                Redirect::Here { rest }
+            } else {
+                Redirect::Moved {
+                    to: SocketAddr::new(ip, port),
+                    https: scheme_https,
+                    rest,
+                }
+            }
+        }
+        _ => Redirect::Elsewhere,
+    }
+}
+
 /// A session's time: open until its expiry, and while requests keep
 /// coming within [`IDLE`] of each other.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -533,5 +625,52 @@ mod tests {
         }
         assert!(!w.is_open(late), "expired at 900 s however busy");
         assert_eq!(w.ends(), t0.saturating_add(Duration::from_secs(900)));
+    }
+
+    #[test]
+    fn a_redirect_to_the_device_itself_stays_in_the_session() {
+        let at: SocketAddr = "10.1.2.3:80".parse().unwrap();
+        let here = |rest| Redirect::Here { rest };
+        assert_eq!(redirect("/login.html", at, false), here("/login.html"));
+        assert_eq!(redirect("status.html", at, false), here("status.html"));
+        assert_eq!(redirect("http://10.1.2.3/a?b", at, false), here("/a?b"));
+        assert_eq!(redirect("HTTP://10.1.2.3:80", at, false), here(""));
+        assert_eq!(redirect(" //10.1.2.3/x ", at, false), here("/x"));
+        // http to https on the same address: the device moved.
+        assert_eq!(
+            redirect("https://10.1.2.3/hp/device/", at, false),
+            Redirect::Moved {
+                to: "10.1.2.3:443".parse().unwrap(),
+                https: true,
+                rest: "/hp/device/"
+            }
+        );
+        assert_eq!(
+            redirect("http://10.1.2.3:8080?x", at, false),
+            Redirect::Moved {
+                to: "10.1.2.3:8080".parse().unwrap(),
+                https: false,
+                rest: "?x"
+            }
+        );
+        let v6: SocketAddr = "[fd00::7]:443".parse().unwrap();
+        assert_eq!(redirect("https://[fd00::7]/", v6, true), here("/"));
+        assert_eq!(redirect("https://[fd00::7]:443/", v6, true), here("/"));
+        for elsewhere in [
+            "http://10.1.2.4/",
+            "http://printer.local/",
+            "http://user@10.1.2.3/",
+            "http://10.1.2.3:0/",
+            "http://10.1.2.3:99999/",
+            "http://[fd00::7/",
+            "ftp://10.1.2.3/",
+            "javascript:alert(1)",
+        ] {
+            assert_eq!(
+                redirect(elsewhere, at, false),
+                Redirect::Elsewhere,
+                "{elsewhere}"
+            );
+        }
     }
 }

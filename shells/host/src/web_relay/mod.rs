@@ -190,6 +190,7 @@ impl WebAccess {
             authorization,
             link: (self.connect)(),
             identity: self.identity.clone(),
+            ports: self.ports.clone(),
             limits: self.limits,
             clock: clock(),
             log,

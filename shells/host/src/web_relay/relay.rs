@@ -7,7 +7,7 @@ use super::{Clock, IdentityReader, Limits};
 use crate::cloud_link::{Answer, LinkError};
 use crate::cloud_session::{Log, Transport};
 use dca_core::sync::message::{RelayAnswer, Request, Response};
-use dca_core::sync::web_access::{self, Opening, Refusal, Window};
+use dca_core::sync::web_access::{self, Opening, Redirect, Refusal, Window};
 
 /// Why a relay ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,6 +51,9 @@ pub struct Relay {
     /// A connection to the cloud of the relay's own.
     pub link: Box<dyn Transport + Send>,
     pub identity: IdentityReader,
+    /// The web ports the agent relays to: a device that redirects to
+    /// itself on one of these is followed there.
+    pub ports: Vec<u16>,
     pub limits: Limits,
     pub clock: Clock,
     pub log: Log,
@@ -237,7 +240,7 @@ impl Relay {
 
     /// One browser request: judged, the device's identity checked, sent to
     /// the device, its answer judged. Every outcome is logged.
-    fn serve(&self, method: &str, path: &str, head: &[u8], body: &[u8]) -> Reply {
+    fn serve(&mut self, method: &str, path: &str, head: &[u8], body: &[u8]) -> Reply {
         let o = &self.opening;
         let what = format!(
             "web access {}: {} {}",
@@ -277,7 +280,11 @@ impl Relay {
             ));
             return Reply::refusal(Refusal::OtherDevice);
         }
-        let reply = device::exchange(o.target, o.https, &request, method == "HEAD", &self.limits);
+        let mut reply =
+            device::exchange(o.target, o.https, &request, method == "HEAD", &self.limits);
+        if (300..400).contains(&reply.status) {
+            self.keep_redirect_in_session(&mut reply);
+        }
         match &reply.refused {
             None => self.log.info(format!(
                 "{what} -> {} ({} bytes)",
@@ -289,5 +296,48 @@ impl Relay {
                 .warn(format!("{what} -> {} refused: {why}", reply.status)),
         }
         reply
+    }
+
+    /// A device that redirects to its own address (as printers do, by IP,
+    /// and from HTTP to HTTPS) would send the browser out of the session to
+    /// an address it cannot reach: its `Location` becomes a path in the
+    /// session, and when the device moved to another scheme or port the
+    /// agent relays to, the session follows it there.
+    fn keep_redirect_in_session(&mut self, reply: &mut Reply) {
+        let Ok(head) = std::str::from_utf8(&reply.head) else {
+            return;
+        };
+        let mut kept = String::with_capacity(head.len());
+        for line in head.split_inclusive("\r\n") {
+            let location = line
+                .split_once(':')
+                .filter(|(name, _)| name.trim().eq_ignore_ascii_case("location"))
+                .map(|(_, value)| value.trim());
+            let Some(location) = location else {
+                kept.push_str(line);
+                continue;
+            };
+            let o = &mut self.opening;
+            let rest = match web_access::redirect(location, o.target, o.https) {
+                Redirect::Here { rest } if rest != location => rest,
+                Redirect::Moved { to, https, rest } if self.ports.contains(&to.port()) => {
+                    self.log.info(format!(
+                        "web access session {}: the device moved to {}://{to}; the session follows",
+                        o.session,
+                        if https { "https" } else { "http" }
+                    ));
+                    o.target = to;
+                    o.https = https;
+                    rest
+                }
+                _ => {
+                    kept.push_str(line);
+                    continue;
+                }
+            };
+            let slash = if rest.starts_with('/') { "" } else { "/" };
+            kept.push_str(&format!("Location: {slash}{rest}\r\n"));
+        }
+        reply.head = kept.into_bytes();
     }
 }

@@ -408,3 +408,62 @@ fn a_request_is_written_for_the_device_alone() {
         "GET / HTTP/1.0\r\nHost: [::1]:8443\r\nAccept: */*\r\nConnection: close\r\n\r\n"
     );
 }
+
+#[test]
+fn a_device_redirecting_to_itself_keeps_the_browser_in_the_session() {
+    // The device's HTTPS side, as the redirect names it: its own address,
+    // another port.
+    let moved = Device::start([127, 64, 11, 1], answer("200 OK", "", "sign in"));
+    let to = moved.addr;
+    let plain = Device::serve([127, 64, 11, 1], move |mut s| {
+        let request = read_request_from(&mut s);
+        let path = String::from_utf8_lossy(&request)
+            .split(' ')
+            .nth(1)
+            .unwrap_or("")
+            .to_string();
+        let location = match path.as_str() {
+            "/away" => "http://127.64.11.2/".to_string(),
+            "/closed" => format!("http://{}:9/", to.ip()),
+            _ => format!("http://{to}/login?next=%2F"),
+        };
+        let head = format!("Location: {location}\r\n");
+        std::io::Write::write_all(&mut s, &answer("302 Found", &head, "")).unwrap();
+        request
+    });
+    let cloud = FakeCloud::new(vec![
+        get("/away"),
+        get("/closed"),
+        get("/"),
+        get("/login?next=%2F"),
+        Step::Idle,
+    ]);
+    let ids = Identities::always(SERIAL);
+    let mut r = relay(&cloud, opening(plain.addr, 600), &ids);
+    r.ports = vec![plain.addr.port(), to.port()];
+    assert_eq!(r.run(), Ended::Closed);
+    let a = cloud.answers();
+    assert_eq!(a.len(), 4, "{a:?}");
+    let location = |i: usize| {
+        a[i].head
+            .lines()
+            .find_map(|l| l.strip_prefix("Location: "))
+            .map(str::to_string)
+    };
+    // Another host, and the device on a port the agent does not relay to:
+    // left to the browser, the session stays where it was.
+    assert_eq!(location(0).as_deref(), Some("http://127.64.11.2/"));
+    assert_eq!(location(1), Some(format!("http://{}:9/", to.ip())));
+    // Its own address on a web port: a path in the session, which follows.
+    assert_eq!(a[2].status, 302);
+    assert_eq!(location(2).as_deref(), Some("/login?next=%2F"));
+    assert_eq!((a[3].status, a[3].body.as_slice()), (200, &b"sign in"[..]));
+    assert_eq!(plain.connections(), 3);
+    assert_eq!(moved.connections(), 1);
+    assert!(
+        moved.requests()[0].starts_with("GET /login?next=%2F HTTP/1.0\r\n"),
+        "{:?}",
+        moved.requests()
+    );
+    assert!(moved.requests()[0].contains(&format!("Host: {to}\r\n")));
+}

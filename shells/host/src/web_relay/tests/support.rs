@@ -12,7 +12,7 @@ use std::collections::VecDeque;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, Condvar, Mutex, mpsc};
 
 /// What the cloud answers a relay with, in turn.
 #[derive(Debug, Clone)]
@@ -246,6 +246,7 @@ pub fn relay(cloud: &FakeCloud, opening: Opening, ids: &Identities) -> Relay {
         authorization: "Bearer agt_1:s3cret".into(),
         link: Box::new(cloud.clone()),
         identity: ids.reader(),
+        ports: crate::web_relay::ports(&[]),
         limits: limits(),
         clock: cloud.time(),
         log: Log::new("test"),
@@ -257,7 +258,7 @@ pub fn relay(cloud: &FakeCloud, opening: Opening, ids: &Identities) -> Relay {
 pub struct Device {
     pub addr: SocketAddr,
     connections: Arc<AtomicUsize>,
-    requests: Arc<Mutex<Vec<String>>>,
+    requests: Arc<(Mutex<Vec<String>>, Condvar)>,
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -297,7 +298,7 @@ impl Device {
         let listener = TcpListener::bind(SocketAddr::from((ip, 0))).unwrap();
         let addr = listener.local_addr().unwrap();
         let connections = Arc::new(AtomicUsize::new(0));
-        let requests = Arc::new(Mutex::new(Vec::new()));
+        let requests = Arc::new((Mutex::new(Vec::new()), Condvar::new()));
         let stop = Arc::new(AtomicBool::new(false));
         let (c, r, st) = (connections.clone(), requests.clone(), stop.clone());
         let thread = std::thread::spawn(move || {
@@ -309,9 +310,10 @@ impl Device {
                 c.fetch_add(1, Ordering::SeqCst);
                 let _ = s.set_read_timeout(Some(std::time::Duration::from_secs(5)));
                 let request = handle(s);
-                r.lock()
+                r.0.lock()
                     .unwrap()
                     .push(String::from_utf8_lossy(&request).into_owned());
+                r.1.notify_all();
             }
         });
         Device {
@@ -327,8 +329,20 @@ impl Device {
         self.connections.load(Ordering::SeqCst)
     }
 
+    /// The requests of every connection taken so far: the device records
+    /// one after it has answered, so this waits (a bounded time) for the
+    /// connections the browser's side may have seen answered already.
     pub fn requests(&self) -> Vec<String> {
-        self.requests.lock().unwrap().clone()
+        let (list, recorded) = &*self.requests;
+        let taken = self.connections();
+        let (list, _) = recorded
+            .wait_timeout_while(
+                list.lock().unwrap(),
+                std::time::Duration::from_secs(10),
+                |l| l.len() < taken,
+            )
+            .unwrap();
+        list.clone()
     }
 }
 
