@@ -358,6 +358,44 @@ fn a_printer_serving_https_is_reached_over_its_own_tls() {
 }
 
 #[test]
+fn a_printer_that_sends_http_to_https_is_followed_there() {
+    let mut site = WebSite::start("dwa-redirect", 8);
+    let (device, serial, address) = site.device();
+    // The same printers, now sending every plain HTTP request to HTTPS by
+    // their own address, which the browser could never reach.
+    site.printers_saw();
+    site.sim = Some(start_web_sim_with(
+        &site.net,
+        2,
+        1,
+        8080,
+        &["--web-redirect-to-tls"],
+    ));
+    let dealer = sign_in(&site.cloud, "dealer", "default");
+    let (base, cookie, session) = enter(&site, &dealer, device);
+    let (status, head) = curl(
+        &site.cloud,
+        &["-i", "-H", &cookie, &format!("{base}/network?tab=2")],
+    );
+    let head = String::from_utf8(head).unwrap();
+    assert_eq!(status, 301, "{head}");
+    assert_eq!(
+        header(&head, "location"),
+        Some("/network?tab=2"),
+        "{head}"
+    );
+    wait_for(
+        site.service(),
+        &format!(
+            "web access session {session}: the device moved to https://{address}:8443; \
+             the session follows"
+        ),
+    );
+    // The session now reaches the printer's HTTPS side.
+    assert_status_page_names(&site, &cookie, &base, &serial);
+}
+
+#[test]
 fn a_port_that_is_no_web_port_and_another_printer_at_the_address_are_refused() {
     let mut site = WebSite::start("dwa-identity", 4);
     let (device, serial, _) = site.device();

@@ -234,6 +234,10 @@ struct ServeArgs {
     /// itself (naming its serial), as printers ship.
     #[arg(long, value_name = "PORT")]
     web_tls_port: Option<u16>,
+    /// The plain HTTP port redirects every request to the HTTPS one, by the
+    /// device's address, as printers do once TLS is on.
+    #[arg(long, requires_all = ["web_port", "web_tls_port"])]
+    web_redirect_to_tls: bool,
     /// Devices answer SNMPv3 only.
     #[arg(long = "v3-only")]
     v3_only: bool,
@@ -496,6 +500,7 @@ fn serve(args: ServeArgs) -> Result<(), String> {
     let web = serve::WebPorts {
         http: args.web_port,
         https: args.web_tls_port,
+        redirect_to_tls: args.web_redirect_to_tls,
     };
     let fleet = Fleet::start_with_web(devices, args.bind, args.port, web)?;
     if let Some(map) = &args.map {

@@ -5,7 +5,7 @@ use crate::faults::Faults;
 use crate::generate::Rng;
 use crate::mib::{Dynamic, SimValue, Template};
 use crate::usm_agent::V3Agent;
-use crate::web::{self, WebStats, run_web};
+use crate::web::{self, Serving, WebStats, run_web};
 use ipnet::Ipv4Net;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::Path;
@@ -116,18 +116,25 @@ impl Fleet {
                     .map(|c| V3Agent::new(c, ordinal as u64));
                 let device = Arc::new(device);
                 let (http, https) = listeners.next().unwrap_or((None, None));
-                let tls = match https {
-                    Some(_) => Some(web::self_signed(
-                        web::snapshot_of(&device).identity.serial.as_str(),
-                    )?),
-                    None => None,
-                };
-                for (l, tls) in [(http, None), (https, tls)] {
-                    let Some(l) = l else { continue };
+                let mut servers = Vec::new();
+                let mut tls_at = None;
+                if let Some(l) = https {
+                    tls_at = Some(l.local_addr().map_err(|e| e.to_string())?);
+                    let serial = web::snapshot_of(&device).identity.serial;
+                    servers.push((l, Serving::Tls(web::self_signed(serial.as_str())?)));
+                }
+                if let Some(l) = http {
+                    let serving = match tls_at {
+                        Some(to) if web.redirect_to_tls => Serving::RedirectTo(to),
+                        _ => Serving::Pages,
+                    };
+                    servers.push((l, serving));
+                }
+                for (l, serving) in servers {
                     let at = l.local_addr().map_err(|e| e.to_string())?;
                     let l =
                         tokio::net::TcpListener::from_std(l).map_err(|e| format!("{at}: {e}"))?;
-                    runtime.spawn(run_web(device.clone(), l, tls, web_stats.clone()));
+                    runtime.spawn(run_web(device.clone(), l, serving, web_stats.clone()));
                 }
                 runtime.spawn(run_device(device, v3, socket, stats.clone()));
             }
@@ -161,6 +168,10 @@ pub struct WebPorts {
     pub http: Option<u16>,
     /// HTTPS, with a certificate the device signed itself.
     pub https: Option<u16>,
+    /// With both: plain HTTP answers every request with a redirect to the
+    /// same path over HTTPS, naming the device by its address, as printers
+    /// do once TLS is on.
+    pub redirect_to_tls: bool,
 }
 
 /// How a device computes its dynamic values.

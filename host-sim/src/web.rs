@@ -103,12 +103,25 @@ pub fn self_signed(serial: &str) -> Result<TlsAcceptor, String> {
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
-/// Serves `device`'s pages on `listener` (over TLS with `tls`) until the
-/// task is dropped.
+/// How one of a device's web servers answers.
+#[derive(Clone)]
+#[allow(missing_debug_implementations)] // a TLS acceptor is not Debug
+pub enum Serving {
+    /// Its pages, in plain HTTP.
+    Pages,
+    /// Its pages over TLS.
+    Tls(TlsAcceptor),
+    /// Every request sent to the same path on its HTTPS server at this
+    /// address, as most printers do with plain HTTP once TLS is on.
+    RedirectTo(std::net::SocketAddr),
+}
+
+/// Serves `device` on `listener` as `serving` says until the task is
+/// dropped.
 pub async fn run_web(
     device: Arc<Device>,
     listener: TcpListener,
-    tls: Option<TlsAcceptor>,
+    serving: Serving,
     stats: Arc<WebStats>,
 ) {
     loop {
@@ -117,12 +130,13 @@ pub async fn run_web(
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
             continue;
         };
-        let (device, stats, tls) = (device.clone(), stats.clone(), tls.clone());
+        let (device, stats, serving) = (device.clone(), stats.clone(), serving.clone());
         tokio::spawn(async move {
-            let _ = match tls {
-                None => connection(stream, &device, &stats).await,
-                Some(tls) => match tokio::time::timeout(IDLE, tls.accept(stream)).await {
-                    Ok(Ok(stream)) => connection(stream, &device, &stats).await,
+            let _ = match serving {
+                Serving::Pages => connection(stream, &device, None, &stats).await,
+                Serving::RedirectTo(to) => connection(stream, &device, Some(to), &stats).await,
+                Serving::Tls(tls) => match tokio::time::timeout(IDLE, tls.accept(stream)).await {
+                    Ok(Ok(stream)) => connection(stream, &device, None, &stats).await,
                     // A failed or stalled handshake is the client's loss.
                     _ => Ok(()),
                 },
@@ -144,6 +158,7 @@ struct Request {
 async fn connection(
     mut s: impl AsyncRead + AsyncWrite + Unpin,
     device: &Device,
+    redirect_to: Option<std::net::SocketAddr>,
     stats: &WebStats,
 ) -> std::io::Result<()> {
     let mut buf = Vec::new();
@@ -152,7 +167,18 @@ async fn connection(
             return Ok(());
         };
         stats.requests.fetch_add(1, Ordering::Relaxed);
-        let (status, content_type, extra, body) = page(&req, device, stats);
+        let (status, content_type, extra, body) = match redirect_to {
+            None => page(&req, device, stats),
+            Some(to) => (
+                "301 Moved Permanently",
+                "text/html; charset=utf-8",
+                format!("Location: https://{to}{}\r\n", req.path),
+                html(
+                    "Moved",
+                    "<p>This printer's pages are served over HTTPS.</p>",
+                ),
+            ),
+        };
         let head = format!(
             "HTTP/1.1 {status}\r\nServer: dca-sim embedded web server\r\nContent-Type: {content_type}\r\n\
              Content-Length: {}\r\n{extra}{}\r\n",

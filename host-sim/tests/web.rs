@@ -45,6 +45,7 @@ fn each_printer_serves_its_own_pages_and_counts_every_request() {
         WebPorts {
             http: Some(8080),
             https: Some(8443),
+            redirect_to_tls: false,
         },
     )
     .unwrap();
@@ -125,12 +126,14 @@ fn each_printer_serves_its_own_pages_and_counts_every_request() {
 }
 
 #[test]
-fn a_printer_serves_its_pages_over_tls_with_a_certificate_naming_its_serial() {
+fn a_printer_serves_its_pages_over_tls_with_a_certificate_naming_its_serial_and_redirects_http_there()
+ {
     let behaviour = Arc::new(Behaviour::default());
     let devices = generated(1, 23, 60.0, 0, |_| Faults::default(), |_| behaviour.clone());
     let web = WebPorts {
-        http: None,
+        http: Some(8080),
         https: Some(8443),
+        redirect_to_tls: true,
     };
     let fleet =
         Fleet::start_with_web(devices, "127.59.7.8/30".parse().unwrap(), 1161, web).unwrap();
@@ -158,7 +161,10 @@ fn a_printer_serves_its_pages_over_tls_with_a_certificate_naming_its_serial() {
         text.contains(&format!("CN = {serial}")) || text.contains(&format!("CN={serial}")),
         "{text}"
     );
-    // No plain HTTP was asked for: nothing listens on 8080.
-    assert!(TcpStream::connect((addr.ip(), 8080)).is_err());
-    assert_eq!(fleet.web_stats().requests.load(Ordering::Relaxed), 1);
+    // Plain HTTP sends every path to HTTPS, naming the printer by address.
+    let (status, head, _) = get(&format!("{}:8080", addr.ip()), "/network?tab=2");
+    assert_eq!(status, "HTTP/1.1 301 Moved Permanently");
+    let location = format!("Location: https://{}:8443/network?tab=2\r\n", addr.ip());
+    assert!(format!("{head}\r\n").contains(&location), "{head}");
+    assert_eq!(fleet.web_stats().requests.load(Ordering::Relaxed), 2);
 }

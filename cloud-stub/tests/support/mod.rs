@@ -773,23 +773,30 @@ pub fn number_after(line: &str, key: &str) -> u64 {
 /// `dca-sim serve` with `n` generated printers of `seed` on `bind`, each
 /// with its web pages on TCP port `web_port`.
 pub fn start_web_sim(bind: &str, n: usize, seed: u64, web_port: u16) -> Proc {
+    start_web_sim_with(bind, n, seed, web_port, &[])
+}
+
+/// [`start_web_sim`] with more `dca-sim serve` options.
+pub fn start_web_sim_with(bind: &str, n: usize, seed: u64, web_port: u16, more: &[&str]) -> Proc {
     Proc::start(
-        Command::new(sibling("dca-sim")).args([
-            "serve",
-            "--generate",
-            &n.to_string(),
-            "--seed",
-            &seed.to_string(),
-            "--bind",
-            bind,
-            "--port",
-            "1161",
-            "--web-port",
-            &web_port.to_string(),
-            // Printers serve their pages over TLS too, on a port of its own.
-            "--web-tls-port",
-            "8443",
-        ]),
+        Command::new(sibling("dca-sim"))
+            .args([
+                "serve",
+                "--generate",
+                &n.to_string(),
+                "--seed",
+                &seed.to_string(),
+                "--bind",
+                bind,
+                "--port",
+                "1161",
+                "--web-port",
+                &web_port.to_string(),
+                // Printers serve their pages over TLS too, on a port of its own.
+                "--web-tls-port",
+                "8443",
+            ])
+            .args(more),
         "serving",
     )
     .0

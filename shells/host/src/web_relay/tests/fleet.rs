@@ -27,6 +27,7 @@ fn printer() -> Fleet {
         WebPorts {
             http: Some(8080),
             https: None,
+            redirect_to_tls: false,
         },
     )
     .unwrap()
