@@ -21,6 +21,8 @@ fn serial_at(settings: &SweepArgs, ip: IpAddr) -> Result<String, String> {
     args.targets = vec![ip.to_string()];
     args.skip_unresolved = false;
     args.plan = Plan::Identity;
+    // One address: one walk slot (each is tens of KiB), not a sweep's 64.
+    args.parallel = 1;
     let mut serial = None;
     let swept = sweep::sweep(&args, false, &mut |_, snapshot, _| {
         serial = Some(snapshot.identity.serial.as_str().trim().to_string());
