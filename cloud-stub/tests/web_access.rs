@@ -379,11 +379,7 @@ fn a_printer_that_sends_http_to_https_is_followed_there() {
     );
     let head = String::from_utf8(head).unwrap();
     assert_eq!(status, 301, "{head}");
-    assert_eq!(
-        header(&head, "location"),
-        Some("/network?tab=2"),
-        "{head}"
-    );
+    assert_eq!(header(&head, "location"), Some("/network?tab=2"), "{head}");
     wait_for(
         site.service(),
         &format!(

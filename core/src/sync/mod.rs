@@ -9,6 +9,7 @@
 
 pub mod batch;
 mod cbor;
+pub mod chunked;
 pub mod http;
 pub mod journal;
 pub mod message;

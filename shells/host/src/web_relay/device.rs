@@ -1,11 +1,13 @@
 //! One browser request to the session's device, over a connection of its
-//! own: written as HTTP/1.0 with `Connection: close` (so the device answers
-//! with a length, or until it closes, and never in chunks), sent to the
-//! session's address alone, and the answer read within bounds and judged
-//! before anything of it leaves the agent.
+//! own: written as HTTP/1.0 with `Connection: close` (so the device should
+//! answer with a length, or until it closes; the chunks some embedded
+//! servers send anyway are read too), sent to the session's address alone,
+//! and the answer read within bounds and judged before anything of it
+//! leaves the agent.
 
 use super::Limits;
 use super::device_tls;
+use dca_core::sync::chunked;
 use dca_core::sync::http::{self, Body, HttpError};
 use dca_core::sync::web_access::{self, Refusal};
 use rustls::pki_types::ServerName;
@@ -215,9 +217,12 @@ fn talk(
     let (status, head, mut body, framing) = read_head(wire, limits, deadline)?;
     match framing {
         _ if head_only => body.clear(),
-        Body::Empty => body.clear(),
-        Body::Length(len) if len > limits.max_answer => return Err(too_large(limits)),
-        Body::Length(len) => {
+        Framing::Chunked => body = read_chunks(wire, body, limits, deadline)?,
+        Framing::Plain(Body::Empty) => body.clear(),
+        Framing::Plain(Body::Length(len)) if len > limits.max_answer => {
+            return Err(too_large(limits));
+        }
+        Framing::Plain(Body::Length(len)) => {
             while body.len() < len {
                 if read_some(wire, &mut body, limits, deadline)? == 0 {
                     return Err(Reply::refused(
@@ -228,7 +233,7 @@ fn talk(
             }
             body.truncate(len);
         }
-        Body::UntilClose => loop {
+        Framing::Plain(Body::UntilClose) => loop {
             // What came with the head counts too.
             if body.len() > limits.max_answer {
                 return Err(too_large(limits));
@@ -260,11 +265,19 @@ fn too_large(limits: &Limits) -> Reply {
 /// Reads up to the end of the answer's head (skipping interim 1xx
 /// answers); returns the status, the head, the body bytes read with it,
 /// and how the body ends.
+/// How the device's answer body is framed.
+enum Framing {
+    Plain(Body),
+    /// `Transfer-Encoding: chunked`, which HTTP/1.0 does not allow but some
+    /// embedded servers send regardless.
+    Chunked,
+}
+
 fn read_head(
     wire: &mut impl Wire,
     limits: &Limits,
     deadline: Instant,
-) -> Result<(u16, Vec<u8>, Vec<u8>, Body), Reply> {
+) -> Result<(u16, Vec<u8>, Vec<u8>, Framing), Reply> {
     let mut buf = Vec::new();
     loop {
         match http::parse_response(&buf, false) {
@@ -274,7 +287,7 @@ fn read_head(
             }
             Ok(Some(h)) => {
                 let body = buf.split_off(h.head_len);
-                return Ok((h.status, buf, body, h.body));
+                return Ok((h.status, buf, body, Framing::Plain(h.body)));
             }
             Ok(None) if buf.len() > MAX_HEAD => {
                 return Err(Reply::refused(
@@ -283,12 +296,19 @@ fn read_head(
                 ));
             }
             Ok(None) => {}
-            Err(HttpError::Chunked) => {
-                return Err(Reply::refused(
-                    502,
-                    "the device answered in chunks, which an HTTP/1.0 request does not allow",
-                ));
-            }
+            Err(HttpError::Chunked) => match chunked::response_head(&buf) {
+                Ok(Some((status, head_len))) => {
+                    let body = buf.split_off(head_len);
+                    return Ok((status, buf, body, Framing::Chunked));
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    return Err(Reply::refused(
+                        502,
+                        format!("the device's answer cannot be read: {e}"),
+                    ));
+                }
+            },
             Err(e) => {
                 return Err(Reply::refused(
                     502,
@@ -300,6 +320,38 @@ fn read_head(
             return Err(Reply::refused(
                 502,
                 "the device closed the connection without answering",
+            ));
+        }
+    }
+}
+
+/// Reads a chunked body, of which `raw` came with the head: its data, at
+/// most `max_answer` bytes of it.
+fn read_chunks(
+    wire: &mut impl Wire,
+    mut raw: Vec<u8>,
+    limits: &Limits,
+    deadline: Instant,
+) -> Result<Vec<u8>, Reply> {
+    let broken = |e: HttpError| Reply::refused(502, format!("the device's chunks are broken: {e}"));
+    loop {
+        let progress = chunked::body(&raw, &mut |_| {}).map_err(broken)?;
+        // The chunks' own lines count too, within reason.
+        if progress.data_len > limits.max_answer
+            || raw.len() > limits.max_answer.saturating_mul(2).saturating_add(MAX_HEAD)
+        {
+            return Err(too_large(limits));
+        }
+        if let Some(end) = progress.end {
+            let mut data = Vec::with_capacity(progress.data_len);
+            let whole = raw.get(..end).unwrap_or_default();
+            chunked::body(whole, &mut |d| data.extend_from_slice(d)).map_err(broken)?;
+            return Ok(data);
+        }
+        if read_some(wire, &mut raw, limits, deadline)? == 0 {
+            return Err(Reply::refused(
+                502,
+                "the device closed the connection mid-answer",
             ));
         }
     }

@@ -216,7 +216,17 @@ fn answer_heads_lose_their_hop_by_hop_lines_and_are_judged_line_by_line() {
 
 #[test]
 fn an_answer_too_large_or_framed_otherwise_is_refused() {
-    let cases: [(Vec<u8>, u16, &str); 4] = [
+    let chunks_of = |n: usize| {
+        let mut raw = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+        for _ in 0..n {
+            raw.extend_from_slice(b"64\r\n");
+            raw.extend_from_slice(&[b'x'; 100]);
+            raw.extend_from_slice(b"\r\n");
+        }
+        raw.extend_from_slice(b"0\r\n\r\n");
+        raw
+    };
+    let cases: [(Vec<u8>, u16, &str); 8] = [
         (
             b"HTTP/1.1 200 OK\r\nContent-Length: 5000\r\n\r\nshort".to_vec(),
             502,
@@ -227,11 +237,28 @@ fn an_answer_too_large_or_framed_otherwise_is_refused() {
             502,
             "answer too large",
         ),
+        (chunks_of(11), 502, "answer too large"),
         (
-            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello, world\r\n0\r\n\r\n"
                 .to_vec(),
             502,
-            "chunks",
+            "chunks are broken",
+        ),
+        (
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel".to_vec(),
+            502,
+            "mid-answer",
+        ),
+        (
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\nhello"
+                .to_vec(),
+            502,
+            "cannot be read",
+        ),
+        (
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n".to_vec(),
+            502,
+            "cannot be read",
         ),
         (b"SSH-2.0-OpenSSH_9.6\r\n".to_vec(), 502, "not HTTP"),
     ];
@@ -262,6 +289,23 @@ fn an_answer_too_large_or_framed_otherwise_is_refused() {
     relay(&cloud, opening(dev.addr, 600), &Identities::always(SERIAL)).run();
     let a = &cloud.answers()[0];
     assert_eq!((a.status, a.body.as_slice()), (200, &b"until close"[..]));
+    // Chunks, which some embedded servers send even to HTTP/1.0, are read
+    // and relayed as one body, without their framing.
+    let dev = Device::start(
+        [127, 64, 5, 4],
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nTransfer-Encoding: chunked\r\n\r\n\
+          6;name=x\r\n<p>sta\r\nA\r\ntus ok</p>\r\n0\r\nX-Checksum: 1\r\n\r\n"
+            .to_vec(),
+    );
+    let cloud = FakeCloud::new(vec![get("/")]);
+    relay(&cloud, opening(dev.addr, 600), &Identities::always(SERIAL)).run();
+    let a = &cloud.answers()[0];
+    assert_eq!(a.refused, None);
+    assert_eq!(
+        (a.status, a.body.as_slice()),
+        (200, &b"<p>status ok</p>"[..])
+    );
+    assert!(!a.head.contains("Transfer-Encoding"), "{}", a.head);
 }
 
 #[test]
