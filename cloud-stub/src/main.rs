@@ -499,6 +499,7 @@ fn serve(
 ) -> Result<(), String> {
     let mut store = Store::open(db)?;
     store.set_poll_interval_s(poll_interval_s);
+    let left_open = store.close_web_sessions_left_open("the cloud restarted")?;
     let dir = tls_dir.unwrap_or_else(|| {
         db.parent()
             .map_or_else(|| PathBuf::from("."), |p| p.to_path_buf())
@@ -538,6 +539,11 @@ fn serve(
         println!(
             "dca-cloud: operators sign in at https://{local}/signin (accounts: dca-cloud operator add)"
         );
+        if left_open > 0 {
+            println!(
+                "dca-cloud: {left_open} web access sessions left open by the last run closed"
+            );
+        }
         println!("dca-cloud: listening on https://{local}");
         use std::io::Write;
         let _ = std::io::stdout().flush();

@@ -452,3 +452,49 @@ fn an_idle_session_ends_and_its_entry_point_closes() {
         1
     );
 }
+
+#[test]
+fn sessions_a_crashed_cloud_left_open_are_closed_when_it_starts_again() {
+    let mut site = WebSite::start("dwa-restart", 9);
+    let (device, _, _) = site.device();
+    // The agent is stopped first, so the session's task stays untaken.
+    stop_run(site.service.take().unwrap());
+    let dealer = sign_in(&site.cloud, "dealer", "default");
+    let (status, answer) = open(&site, &dealer, device, 8080);
+    assert_eq!(status, 200, "{answer}");
+    // Killed, as by a crash or a power cut: nothing was closed.
+    site.cloud.proc.child.kill().unwrap();
+    site.cloud.proc.child.wait().unwrap();
+    let dir = site.cloud.db.parent().unwrap().to_path_buf();
+    let again = start_cloud_with(&dir, "127.65.9.1:0", &[]);
+    assert!(
+        again
+            .banner
+            .iter()
+            .any(|l| l.contains("1 web access sessions left open by the last run closed")),
+        "{:?}",
+        again.banner
+    );
+    let conn = rusqlite::Connection::open(&again.db).unwrap();
+    let (closed, reason): (Option<i64>, Option<String>) = conn
+        .query_row(
+            "SELECT closed_ms, close_reason FROM web_sessions",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert!(closed.is_some());
+    assert_eq!(reason.as_deref(), Some("the cloud restarted"));
+    // Its task will not start a relay when the agent comes back.
+    let (done, delivered): (Option<i64>, Option<i64>) = conn
+        .query_row(
+            "SELECT done_ms, delivered_ms FROM tasks WHERE kind = 'open_web'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert!(
+        done.is_some() && delivered.is_none(),
+        "{done:?} {delivered:?}"
+    );
+}

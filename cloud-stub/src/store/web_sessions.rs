@@ -251,6 +251,22 @@ impl Store {
         self.drop_open_web_task(id)
     }
 
+    /// Ends every session still open, as a cloud starting does: their
+    /// entry points lived in the process that stopped (or crashed), so
+    /// none can be reached, and their untaken `open_web` tasks must not
+    /// start relays for them. Returns how many were ended.
+    pub fn close_web_sessions_left_open(&mut self, reason: &str) -> Result<usize, String> {
+        let open: Vec<i64> = self
+            .conn
+            .prepare("SELECT id FROM web_sessions WHERE closed_ms IS NULL ORDER BY id")
+            .and_then(|mut q| q.query_map([], |r| r.get(0))?.collect())
+            .map_err(|e| e.to_string())?;
+        for id in &open {
+            self.close_web_session(u64::try_from(*id).unwrap_or(0), reason)?;
+        }
+        Ok(open.len())
+    }
+
     /// Writes one line of the access log.
     pub fn log_web_request(&self, device_id: i64, r: &WebRequest) -> Result<(), String> {
         self.conn
