@@ -5,6 +5,7 @@
 //! wrong secrets costs the guesser time and the server nothing more than a
 //! map lookup.
 
+use crate::limits::source;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Mutex;
@@ -39,7 +40,8 @@ pub enum Failure {
     StillLocked(Duration),
 }
 
-/// Failures per source address, in fixed windows.
+/// Failures per source address (an IPv6 /64 counts as one), in fixed
+/// windows.
 #[derive(Debug)]
 pub struct Guard {
     records: Mutex<HashMap<IpAddr, Record>>,
@@ -69,8 +71,9 @@ impl Guard {
         self.records.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Whether `address` is locked out at `now`.
+    /// Whether `address` (its [`source`]) is locked out at `now`.
     pub fn check(&self, address: IpAddr, now: Instant) -> Verdict {
+        let address = source(address);
         match self.records().get(&address).and_then(|r| r.locked_until) {
             Some(until) if until > now => Verdict::Locked(until - now),
             _ => Verdict::Open,
@@ -79,6 +82,7 @@ impl Guard {
 
     /// Records a failed sign-in from `address` at `now`.
     pub fn failed(&self, address: IpAddr, now: Instant) -> Failure {
+        let address = source(address);
         let mut records = self.records();
         if records.len() >= Self::TRACKED && !records.contains_key(&address) {
             Self::prune(&mut records, now);
@@ -158,6 +162,20 @@ mod tests {
             assert_eq!(guard.failed(a, t1), Failure::Counted);
         }
         assert_eq!(guard.failed(a, t1), Failure::LockedOut(Guard::LOCKOUT * 2));
+    }
+
+    #[test]
+    fn the_addresses_of_one_ipv6_64_share_a_lockout() {
+        let guard = Guard::default();
+        let t0 = Instant::now();
+        for i in 0..=Guard::ALLOWED {
+            let a: IpAddr = format!("2001:db8::{:x}", i + 1).parse().unwrap();
+            guard.failed(a, t0);
+        }
+        let fresh: IpAddr = "2001:db8::ffff:1".parse().unwrap();
+        assert_eq!(guard.check(fresh, t0), Verdict::Locked(Guard::LOCKOUT));
+        let next_net: IpAddr = "2001:db8:0:1::1".parse().unwrap();
+        assert_eq!(guard.check(next_net, t0), Verdict::Open);
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! backoff when the process is out of descriptors.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -102,6 +102,20 @@ pub struct Slot {
     address: IpAddr,
 }
 
+/// The source a client is counted as: its address, or for IPv6 its /64,
+/// which one host is commonly given whole (RFC 7421), so that a client
+/// cannot pass a per-address limit by changing its interface identifier.
+/// An IPv4-mapped address counts as its IPv4 address.
+pub fn source(address: IpAddr) -> IpAddr {
+    match address {
+        IpAddr::V4(_) => address,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !u128::from(u64::MAX))),
+        },
+    }
+}
+
 impl Slots {
     pub fn new(limits: &Limits) -> Arc<Slots> {
         Arc::new(Slots {
@@ -119,6 +133,7 @@ impl Slots {
     /// A slot for a connection from `address`, unless the server or the
     /// address is full.
     pub fn take(self: &Arc<Self>, address: IpAddr) -> Result<Slot, Full> {
+        let address = source(address);
         let mut held = self.held();
         if held.total >= self.max_total {
             return Err(Full::Server);
@@ -210,6 +225,27 @@ mod tests {
         drop(a1);
         assert_eq!(slots.in_use(), 2);
         let _c1 = slots.take(c).unwrap();
+    }
+
+    #[test]
+    fn an_ipv6_host_counts_as_its_64_and_a_mapped_address_as_ipv4() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert_eq!(source(ip("2001:db8:1:2:aaaa::1")), ip("2001:db8:1:2::"));
+        assert_eq!(
+            source(ip("2001:db8:1:2:ffff:ffff:ffff:ffff")),
+            ip("2001:db8:1:2::")
+        );
+        assert_ne!(source(ip("2001:db8:1:3::1")), ip("2001:db8:1:2::"));
+        assert_eq!(source(ip("::ffff:10.1.2.3")), ip("10.1.2.3"));
+        assert_eq!(source(ip("10.1.2.3")), ip("10.1.2.3"));
+        // Two interface identifiers of one /64 share its slots.
+        let slots = Slots::new(&Limits {
+            max_per_address: 1,
+            ..Limits::default()
+        });
+        let _one = slots.take(ip("2001:db8::1")).unwrap();
+        assert_eq!(slots.take(ip("2001:db8::2")).unwrap_err(), Full::Address);
+        let _other_net = slots.take(ip("2001:db8:0:1::1")).unwrap();
     }
 
     /// Under a lasting EMFILE the loop tries a few times a second at most,
