@@ -350,8 +350,13 @@ pub fn redirect<'a>(location: &'a str, target: SocketAddr, https: bool) -> Redir
     } else {
         return Redirect::Here { rest: location };
     };
-    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let end = rest.find(['/', '\\', '?', '#']).unwrap_or(rest.len());
     let (authority, rest) = rest.split_at_checked(end).unwrap_or((rest, ""));
+    // A path that browsers read as another host (`//host`, and `\` as `/`)
+    // must not become one in the session.
+    if rest.starts_with("//") || rest.starts_with('\\') || rest.starts_with("/\\") {
+        return Redirect::Elsewhere;
+    }
     // A user name in a redirect is a trick, not a page.
     if authority.contains('@') {
         return Redirect::Elsewhere;
@@ -665,6 +670,10 @@ mod tests {
             "http://[fd00::7/",
             "ftp://10.1.2.3/",
             "javascript:alert(1)",
+            "http://10.1.2.3//evil.example/",
+            "http://10.1.2.3/\\evil.example/",
+            "http://10.1.2.3\\evil.example/",
+            "https://10.1.2.3//evil.example/",
         ] {
             assert_eq!(
                 redirect(elsewhere, at, false),
