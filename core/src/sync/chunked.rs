@@ -42,11 +42,13 @@ pub fn response_head(bytes: &[u8]) -> Result<Option<(u16, usize)>, HttpError> {
     Ok(Some((status, head_len)))
 }
 
-/// How far a chunked body has come.
+/// How far a chunked body has come in the bytes given.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Progress {
-    /// Data bytes in the complete chunks so far.
-    pub data_len: usize,
+    /// Bytes at the start taken by complete chunks, whose data was handed
+    /// over: the caller drops them and reads on from there, so that no
+    /// byte is read twice however the answer is cut.
+    pub consumed: usize,
     /// Where the body (last chunk and trailers) ends, once it has.
     pub end: Option<usize>,
 }
@@ -56,33 +58,34 @@ const MAX_SIZE_LINE: usize = 256;
 /// The most trailer lines taken after the last chunk.
 const MAX_TRAILERS: usize = 32;
 
-/// Reads the chunked body at the start of `bytes`, handing each complete
-/// chunk's data to `data` (so call it with a no-op until `end` is set,
-/// then once more to collect).
+/// Reads the chunked body at the start of `bytes`, handing the data of each
+/// complete chunk to `data`, once.
 pub fn body(bytes: &[u8], data: &mut dyn FnMut(&[u8])) -> Result<Progress, HttpError> {
     let bad = HttpError::Malformed;
     let mut at = 0usize;
-    let mut data_len = 0usize;
+    let waiting = |consumed| {
+        Ok(Progress {
+            consumed,
+            end: None,
+        })
+    };
     loop {
         let Some((line, next)) = line_at(bytes, at)? else {
-            return Ok(Progress {
-                data_len,
-                end: None,
-            });
+            return waiting(at);
         };
         let size = chunk_size(line).ok_or(bad("a chunk size that is not hexadecimal"))?;
         if size == 0 {
-            return Ok(Progress {
-                data_len,
-                end: trailers_end(bytes, next)?,
-            });
+            return match trailers_end(bytes, next)? {
+                Some(end) => Ok(Progress {
+                    consumed: end,
+                    end: Some(end),
+                }),
+                None => waiting(at),
+            };
         }
         let data_end = next.checked_add(size).ok_or(bad("a chunk too large"))?;
         let Some(chunk) = bytes.get(next..data_end) else {
-            return Ok(Progress {
-                data_len,
-                end: None,
-            });
+            return waiting(at);
         };
         match bytes.get(data_end..data_end.saturating_add(2)) {
             Some(b"\r\n") => {}
@@ -91,15 +94,9 @@ pub fn body(bytes: &[u8], data: &mut dyn FnMut(&[u8])) -> Result<Progress, HttpE
             None if bytes.get(data_end).is_some_and(|b| *b != b'\r') => {
                 return Err(bad("a chunk longer than its size"));
             }
-            None => {
-                return Ok(Progress {
-                    data_len,
-                    end: None,
-                });
-            }
+            None => return waiting(at),
         }
         data(chunk);
-        data_len = data_len.saturating_add(size);
         at = data_end.saturating_add(2);
     }
 }
@@ -159,14 +156,24 @@ mod tests {
         let (data, p) = read(wire).unwrap();
         assert_eq!(data, b"hello, world");
         assert_eq!(p.end, Some(wire.len() - 4));
-        // Every prefix is incomplete, never an error, and never claims
-        // more data than has come.
+        // Every prefix is incomplete, never an error, and gives no more data
+        // than has come.
         for n in 0..wire.len() - 4 {
             let (data, p) = read(&wire[..n]).unwrap();
             assert_eq!(p.end, None, "{n}");
+            assert!(p.consumed <= n);
             assert!(b"hello, world".starts_with(&data), "{n}");
-            assert_eq!(p.data_len, data.len());
         }
+        // Byte by byte, dropping what was consumed: the same data, once.
+        let mut pending = Vec::new();
+        let mut data = Vec::new();
+        for b in &wire[..wire.len() - 4] {
+            pending.push(*b);
+            let p = body(&pending, &mut |d| data.extend_from_slice(d)).unwrap();
+            pending.drain(..p.consumed);
+        }
+        assert_eq!(data, b"hello, world");
+        assert!(pending.is_empty());
     }
 
     #[test]

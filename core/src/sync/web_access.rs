@@ -353,8 +353,13 @@ pub fn redirect<'a>(location: &'a str, target: SocketAddr, https: bool) -> Redir
     let end = rest.find(['/', '\\', '?', '#']).unwrap_or(rest.len());
     let (authority, rest) = rest.split_at_checked(end).unwrap_or((rest, ""));
     // A path that browsers read as another host (`//host`, and `\` as `/`)
-    // must not become one in the session.
-    if rest.starts_with("//") || rest.starts_with('\\') || rest.starts_with("/\\") {
+    // must not become one in the session; browsers also drop tabs and line
+    // breaks anywhere in a URL, so `/<tab>/host` is one too.
+    if rest.starts_with("//")
+        || rest.starts_with('\\')
+        || rest.starts_with("/\\")
+        || rest.bytes().any(|b| b < 0x20 || b == 0x7f)
+    {
         return Redirect::Elsewhere;
     }
     // A user name in a redirect is a trick, not a page.
@@ -383,6 +388,8 @@ pub fn redirect<'a>(location: &'a str, target: SocketAddr, https: bool) -> Redir
                 80
             }
         }
+        // Digits only: the parser would also take a sign, browsers do not.
+        Some(p) if !p.bytes().all(|b| b.is_ascii_digit()) => return Redirect::Elsewhere,
         Some(p) => match p.parse::<u16>() {
             Ok(p) if p > 0 => p,
             _ => return Redirect::Elsewhere,
@@ -674,6 +681,8 @@ mod tests {
             "http://10.1.2.3/\\evil.example/",
             "http://10.1.2.3\\evil.example/",
             "https://10.1.2.3//evil.example/",
+            "http://10.1.2.3/\t/evil.example/",
+            "http://10.1.2.3:+80/",
         ] {
             assert_eq!(
                 redirect(elsewhere, at, false),

@@ -297,9 +297,19 @@ fn read_head(
             }
             Ok(None) => {}
             Err(HttpError::Chunked) => match chunked::response_head(&buf) {
+                Ok(Some((status, head_len))) if (100..200).contains(&status) => {
+                    buf.drain(..head_len);
+                    continue;
+                }
                 Ok(Some((status, head_len))) => {
                     let body = buf.split_off(head_len);
-                    return Ok((status, buf, body, Framing::Chunked));
+                    // These have no body, whatever the head says.
+                    let framing = if status == 204 || status == 304 {
+                        Framing::Plain(Body::Empty)
+                    } else {
+                        Framing::Chunked
+                    };
+                    return Ok((status, buf, body, framing));
                 }
                 Ok(None) => {}
                 Err(e) => {
@@ -334,18 +344,16 @@ fn read_chunks(
     deadline: Instant,
 ) -> Result<Vec<u8>, Reply> {
     let broken = |e: HttpError| Reply::refused(502, format!("the device's chunks are broken: {e}"));
+    let mut data = Vec::new();
     loop {
-        let progress = chunked::body(&raw, &mut |_| {}).map_err(broken)?;
-        // The chunks' own lines count too, within reason.
-        if progress.data_len > limits.max_answer
-            || raw.len() > limits.max_answer.saturating_mul(2).saturating_add(MAX_HEAD)
+        let progress = chunked::body(&raw, &mut |d| data.extend_from_slice(d)).map_err(broken)?;
+        // What is held unread is one chunk at most, and its line.
+        raw.drain(..progress.consumed);
+        if data.len() > limits.max_answer || raw.len() > limits.max_answer.saturating_add(MAX_HEAD)
         {
             return Err(too_large(limits));
         }
-        if let Some(end) = progress.end {
-            let mut data = Vec::with_capacity(progress.data_len);
-            let whole = raw.get(..end).unwrap_or_default();
-            chunked::body(whole, &mut |d| data.extend_from_slice(d)).map_err(broken)?;
+        if progress.end.is_some() {
             return Ok(data);
         }
         if read_some(wire, &mut raw, limits, deadline)? == 0 {

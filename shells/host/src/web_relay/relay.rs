@@ -307,11 +307,20 @@ impl Relay {
         let Ok(head) = std::str::from_utf8(&reply.head) else {
             return;
         };
+        let is_location = |line: &str| {
+            line.split_once(':')
+                .is_some_and(|(name, _)| name.trim().eq_ignore_ascii_case("location"))
+        };
+        // Browsers refuse an answer with differing Locations: left as it is,
+        // and the session does not move on one of them.
+        if head.split("\r\n").filter(|l| is_location(l)).count() != 1 {
+            return;
+        }
         let mut kept = String::with_capacity(head.len());
         for line in head.split_inclusive("\r\n") {
             let location = line
                 .split_once(':')
-                .filter(|(name, _)| name.trim().eq_ignore_ascii_case("location"))
+                .filter(|_| is_location(line))
                 .map(|(_, value)| value.trim());
             let Some(location) = location else {
                 kept.push_str(line);

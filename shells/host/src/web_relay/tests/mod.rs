@@ -306,6 +306,18 @@ fn an_answer_too_large_or_framed_otherwise_is_refused() {
         (200, &b"<p>status ok</p>"[..])
     );
     assert!(!a.head.contains("Transfer-Encoding"), "{}", a.head);
+    // A 304 has no body, chunked or not (the device closes without one).
+    let dev = Device::start(
+        [127, 64, 5, 5],
+        b"HTTP/1.1 304 Not Modified\r\nTransfer-Encoding: chunked\r\nETag: \"7\"\r\n\r\n".to_vec(),
+    );
+    let cloud = FakeCloud::new(vec![get("/")]);
+    relay(&cloud, opening(dev.addr, 600), &Identities::always(SERIAL)).run();
+    let a = &cloud.answers()[0];
+    assert_eq!(
+        (a.status, a.body.len(), a.refused.as_deref()),
+        (304, 0, None)
+    );
 }
 
 #[test]
@@ -466,18 +478,19 @@ fn a_device_redirecting_to_itself_keeps_the_browser_in_the_session() {
             .nth(1)
             .unwrap_or("")
             .to_string();
-        let location = match path.as_str() {
-            "/away" => "http://127.64.11.2/".to_string(),
-            "/closed" => format!("http://{}:9/", to.ip()),
-            _ => format!("http://{to}/login?next=%2F"),
+        let head = match path.as_str() {
+            "/away" => "Location: http://127.64.11.2/\r\n".to_string(),
+            "/closed" => format!("Location: http://{}:9/\r\n", to.ip()),
+            "/two" => format!("Location: http://{to}/a\r\nLocation: http://{to}/b\r\n"),
+            _ => format!("Location: http://{to}/login?next=%2F\r\n"),
         };
-        let head = format!("Location: {location}\r\n");
         std::io::Write::write_all(&mut s, &answer("302 Found", &head, "")).unwrap();
         request
     });
     let cloud = FakeCloud::new(vec![
         get("/away"),
         get("/closed"),
+        get("/two"),
         get("/"),
         get("/login?next=%2F"),
         Step::Idle,
@@ -487,7 +500,7 @@ fn a_device_redirecting_to_itself_keeps_the_browser_in_the_session() {
     r.ports = vec![plain.addr.port(), to.port()];
     assert_eq!(r.run(), Ended::Closed);
     let a = cloud.answers();
-    assert_eq!(a.len(), 4, "{a:?}");
+    assert_eq!(a.len(), 5, "{a:?}");
     let location = |i: usize| {
         a[i].head
             .lines()
@@ -498,11 +511,14 @@ fn a_device_redirecting_to_itself_keeps_the_browser_in_the_session() {
     // left to the browser, the session stays where it was.
     assert_eq!(location(0).as_deref(), Some("http://127.64.11.2/"));
     assert_eq!(location(1), Some(format!("http://{}:9/", to.ip())));
+    // Two Locations, which browsers refuse: left as they are, no move.
+    assert_eq!(location(2), Some(format!("http://{to}/a")));
+    assert_eq!(a[2].head.matches("Location:").count(), 2);
     // Its own address on a web port: a path in the session, which follows.
-    assert_eq!(a[2].status, 302);
-    assert_eq!(location(2).as_deref(), Some("/login?next=%2F"));
-    assert_eq!((a[3].status, a[3].body.as_slice()), (200, &b"sign in"[..]));
-    assert_eq!(plain.connections(), 3);
+    assert_eq!(a[3].status, 302);
+    assert_eq!(location(3).as_deref(), Some("/login?next=%2F"));
+    assert_eq!((a[4].status, a[4].body.as_slice()), (200, &b"sign in"[..]));
+    assert_eq!(plain.connections(), 4);
     assert_eq!(moved.connections(), 1);
     assert!(
         moved.requests()[0].starts_with("GET /login?next=%2F HTTP/1.0\r\n"),
