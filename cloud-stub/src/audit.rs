@@ -39,6 +39,14 @@ impl Tally {
     }
 }
 
+/// A source as the audit names it: the address, or its IPv6 /64.
+fn shown_source(remote: IpAddr) -> String {
+    match crate::limits::source(remote) {
+        IpAddr::V6(net) if IpAddr::V6(net) != remote => format!("{net}/64"),
+        _ => remote.to_string(),
+    }
+}
+
 /// The open windows.
 #[derive(Debug, Default)]
 pub struct FailureAudit {
@@ -65,21 +73,24 @@ impl FailureAudit {
         now: Instant,
         now_ms: i64,
     ) -> Vec<Row> {
+        // Counted per source (an IPv6 /64 is one), shown with the first
+        // address that failed.
+        let key = (crate::limits::source(remote), event);
         let mut open = self.open();
         let mut closed = Vec::new();
-        if let Some(t) = open.get(&(remote, event))
+        if let Some(t) = open.get(&key)
             && now.duration_since(t.opened) >= Self::WINDOW
-            && let Some(t) = open.remove(&(remote, event))
+            && let Some(t) = open.remove(&key)
         {
             closed.push(t);
         }
-        if open.len() >= Self::OPEN && !open.contains_key(&(remote, event)) {
+        if open.len() >= Self::OPEN && !open.contains_key(&key) {
             let oldest = open.iter().min_by_key(|(_, t)| t.opened).map(|(k, _)| *k);
             if let Some(t) = oldest.and_then(|k| open.remove(&k)) {
                 closed.push(t);
             }
         }
-        let tally = open.entry((remote, event)).or_insert_with(|| Tally {
+        let tally = open.entry(key).or_insert_with(|| Tally {
             remote,
             event,
             count: 0,
@@ -95,8 +106,9 @@ impl FailureAudit {
                 remote: remote.to_string(),
                 event,
                 detail: format!(
-                    "{} (further failures from {remote} within {} s are counted and written as one entry)",
+                    "{} (further failures from {} within {} s are counted and written as one entry)",
                     tally.first,
+                    shown_source(remote),
                     Self::WINDOW.as_secs()
                 ),
             });
@@ -160,6 +172,25 @@ pub fn write(store: &mut Store, rows: &[Row]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_addresses_of_one_ipv6_64_share_a_window() {
+        let audit = FailureAudit::default();
+        let t0 = Instant::now();
+        let at = |s: &str| s.parse::<IpAddr>().unwrap();
+        let first = audit.record(at("2001:db8::1"), "bad_request", "x", t0, 5);
+        assert!(first[0].detail.contains("from 2001:db8::/64"), "{first:?}");
+        for i in 2..100 {
+            let other = at(&format!("2001:db8::{i:x}"));
+            assert!(audit.record(other, "bad_request", "x", t0, 5).is_empty());
+        }
+        assert_eq!(
+            audit
+                .record(at("2001:db8:0:1::1"), "bad_request", "x", t0, 5)
+                .len(),
+            1
+        );
+    }
 
     #[test]
     fn failures_are_one_row_when_a_window_opens_and_one_when_it_closes() {

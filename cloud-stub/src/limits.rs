@@ -105,14 +105,23 @@ pub struct Slot {
 /// The source a client is counted as: its address, or for IPv6 its /64,
 /// which one host is commonly given whole (RFC 7421), so that a client
 /// cannot pass a per-address limit by changing its interface identifier.
-/// An IPv4-mapped address counts as its IPv4 address.
+/// An IPv4-mapped address, or one translated from IPv4 by NAT64's
+/// well-known prefix (64:ff9b::/96, RFC 6052), counts as its IPv4 address:
+/// the clients behind one NAT64 are many IPv4 hosts, not one /64.
 pub fn source(address: IpAddr) -> IpAddr {
+    const NAT64: u128 = 0x0064_ff9b_u128 << 96;
     match address {
         IpAddr::V4(_) => address,
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !u128::from(u64::MAX))),
-        },
+        IpAddr::V6(v6) => {
+            let bits = u128::from(v6);
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                IpAddr::V4(v4)
+            } else if bits >> 32 == NAT64 >> 32 {
+                IpAddr::V4(std::net::Ipv4Addr::from((bits & 0xffff_ffff) as u32))
+            } else {
+                IpAddr::V6(Ipv6Addr::from(bits & !u128::from(u64::MAX)))
+            }
+        }
     }
 }
 
@@ -237,6 +246,8 @@ mod tests {
         );
         assert_ne!(source(ip("2001:db8:1:3::1")), ip("2001:db8:1:2::"));
         assert_eq!(source(ip("::ffff:10.1.2.3")), ip("10.1.2.3"));
+        assert_eq!(source(ip("64:ff9b::10.1.2.3")), ip("10.1.2.3"));
+        assert_ne!(source(ip("64:ff9b::10.1.2.4")), ip("10.1.2.3"));
         assert_eq!(source(ip("10.1.2.3")), ip("10.1.2.3"));
         // Two interface identifiers of one /64 share its slots.
         let slots = Slots::new(&Limits {

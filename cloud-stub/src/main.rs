@@ -499,7 +499,6 @@ fn serve(
 ) -> Result<(), String> {
     let mut store = Store::open(db)?;
     store.set_poll_interval_s(poll_interval_s);
-    let left_open = store.close_web_sessions_left_open("the cloud restarted")?;
     let dir = tls_dir.unwrap_or_else(|| {
         db.parent()
             .map_or_else(|| PathBuf::from("."), |p| p.to_path_buf())
@@ -529,6 +528,12 @@ fn serve(
             .await
             .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
         let local = listener.local_addr().map_err(|e| e.to_string())?;
+        // Once the address is this process's: a second `serve` started by
+        // mistake on the same database fails above, before it could end
+        // the sessions of the one running.
+        let left_open = shared
+            .lock_store()
+            .close_web_sessions_left_open("the cloud restarted")?;
         println!("dca-cloud: {}", identity.source);
         println!("dca-cloud: database {}", db.display());
         println!("dca-cloud: certificate sha256 {}", identity.fingerprint);

@@ -122,7 +122,9 @@ impl Shared {
         (self.log)(&logline::escape(line));
     }
 
-    fn lock_store(&self) -> std::sync::MutexGuard<'_, Store> {
+    /// The store, for the one holding the lock at a time (a panicked
+    /// holder leaves it consistent: every change is one transaction).
+    pub fn lock_store(&self) -> std::sync::MutexGuard<'_, Store> {
         match self.store.lock() {
             Ok(s) => s,
             Err(poisoned) => poisoned.into_inner(),
