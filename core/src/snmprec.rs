@@ -62,8 +62,30 @@ impl Recording {
     /// The snapshot the printer model makes of the recorded device, as a
     /// walk of it would.
     pub fn snapshot(&self) -> crate::printer::Snapshot {
+        self.snapshot_where(|_| true)
+    }
+
+    /// The snapshot of the records a walk with `plan` reads: its scalars,
+    /// and what lies inside its subtrees.
+    pub fn snapshot_with(&self, plan: crate::printer::plan::Plan) -> crate::printer::Snapshot {
+        use crate::printer::plan::Read;
+        let reads: Vec<Read> = plan.reads().collect();
+        self.snapshot_where(|oid| {
+            reads.iter().any(|read| match read {
+                Read::Get(arcs) => oid.arcs().eq(arcs.iter().copied()),
+                Read::Walk(root) => {
+                    oid.len() > root.len() && oid.starts_with_arcs(root.iter().copied())
+                }
+            })
+        })
+    }
+
+    fn snapshot_where(
+        &self,
+        read: impl Fn(crate::ber::OidRef<'_>) -> bool,
+    ) -> crate::printer::Snapshot {
         let mut b = crate::printer::SnapshotBuilder::new();
-        for r in &self.records {
+        for r in self.records.iter().filter(|r| read(r.oid.as_oid_ref())) {
             b.push(&crate::snmp::VarBind::new(r.oid.as_oid_ref(), r.value()));
         }
         b.finish()

@@ -12,6 +12,7 @@
 //! `negatives/` is rejected, and every recording's vendor is the family its
 //! file name gives.
 
+use dca_core::printer::plan::Plan;
 use dca_core::printer::{Correction, Qualification, Snapshot, Supply, Tray};
 use dca_core::snmprec;
 use serde_json::Value as Json;
@@ -399,6 +400,37 @@ fn every_printer_qualifies_and_every_negative_is_rejected() {
             path.display()
         );
     }
+}
+
+/// Device Web Access checks who is at an address with a walk of the
+/// identity objects alone: on every recording it must name the device as a
+/// full walk does, and qualify it the same.
+#[test]
+fn the_identity_plan_names_every_recording_as_a_full_walk_does() {
+    let Some(corpus) = corpus() else { return };
+    let mut paths = files(&corpus.join("librenms/snmprec"), "snmprec");
+    paths.extend(files(&corpus.join("negatives/librenms"), "snmprec"));
+    let mut named = 0;
+    for path in &paths {
+        let text = std::fs::read_to_string(path).unwrap();
+        let rec = snmprec::parse(&text);
+        let full = rec.snapshot_with(Plan::Full);
+        let identity = rec.snapshot_with(Plan::Identity);
+        assert_eq!(
+            identity.identity.serial.as_str(),
+            full.identity.serial.as_str(),
+            "{}",
+            path.display()
+        );
+        assert_eq!(
+            identity.identity.vendor,
+            full.identity.vendor,
+            "{}",
+            path.display()
+        );
+        named += usize::from(!full.identity.serial.is_empty());
+    }
+    assert!(named >= 15, "only {named} recordings name a serial");
 }
 
 /// The vendor family each recording's file name gives (LibreNMS's OS name).

@@ -100,12 +100,14 @@ pub enum Plan {
     /// alerts and status.
     #[default]
     Full,
-    /// Only what names the device and shows it a printer: the system
-    /// scalars, hrDevice types and descriptions, prtGeneralSerialNumber,
-    /// the marker life counts (a Printer-MIB table every printer fills)
-    /// and the vendors' identity objects. Device Web Access reads this
-    /// before every connection to a device, so it must cost the printer a
-    /// few requests, not a full walk of its supplies and counters.
+    /// Only what names the device: the system scalars, hrDevice types and
+    /// descriptions, prtGeneralSerialNumber, the marker life counts and
+    /// the vendors' identity objects. Device Web Access reads this before
+    /// every connection to a device, so it must cost the printer a few
+    /// requests, not a full walk of its supplies and counters. It names
+    /// every recording of the corpus as a full walk does, but cannot
+    /// always qualify a device (a sparse one may fill neither Printer-MIB
+    /// table it walks).
     Identity,
 }
 

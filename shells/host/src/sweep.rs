@@ -275,9 +275,13 @@ fn run(
     );
     let mut printers = 0u64;
     let progress = progress.then_some(total);
+    // An identity read walks too few Printer-MIB tables to qualify a device
+    // (a sparse one may fill none of them): what it is for is the serial,
+    // which is compared with the one expected.
+    let qualifies = |snap: &Snapshot| snap.is_printer() || args.plan == Plan::Identity;
     drive(&mut scan, origin, progress, &mut |seen| {
         if let Seen::Walked(addr, snap, via) = seen
-            && snap.is_printer()
+            && qualifies(snap)
         {
             printers += 1;
             found(addr, snap, via);

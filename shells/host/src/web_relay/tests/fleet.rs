@@ -158,3 +158,51 @@ fn the_identity_check_reads_the_serial_of_a_full_walk_for_a_few_requests() {
     let (full, id) = requests_for_full_walk_and_identity(v1);
     assert!(id * 2 < full, "identity {id} requests, full walk {full}");
 }
+
+/// A printer whose Printer MIB is sparse (only its input trays' levels, as
+/// some recorded ones): a collection qualifies it, the identity walk does
+/// not see enough to, and must name it all the same.
+#[test]
+fn a_sparse_printer_is_named_by_the_identity_check() {
+    use dca_sim::mib::{SimValue, Slot, Template};
+    use dca_sim::serve::Device;
+    let text = |s: &str| Slot::Fixed(SimValue::Octets(s.as_bytes().to_vec()));
+    let entries = vec![
+        (
+            vec![1, 3, 6, 1, 2, 1, 1, 1, 0],
+            text("HP ETHERNET MULTI-ENVIRONMENT,SN:VNB3K41234,FN:4Q817L4"),
+        ),
+        (
+            vec![1, 3, 6, 1, 2, 1, 1, 2, 0],
+            Slot::Fixed(SimValue::Oid(vec![1, 3, 6, 1, 4, 1, 11, 2, 3, 9, 1])),
+        ),
+        (
+            vec![1, 3, 6, 1, 2, 1, 25, 3, 2, 1, 2, 1],
+            Slot::Fixed(SimValue::Oid(vec![1, 3, 6, 1, 2, 1, 25, 3, 1, 5])),
+        ),
+        (
+            vec![1, 3, 6, 1, 2, 1, 43, 8, 2, 1, 10, 1, 1],
+            Slot::Fixed(SimValue::Integer(250)),
+        ),
+    ];
+    let device = Device {
+        name: "sparse".into(),
+        source: "generated",
+        template: Arc::new(Template::new(entries)),
+        eval: None,
+        behaviour: Arc::new(Behaviour::default()),
+        faults: Faults::default(),
+        seed: 1,
+    };
+    let fleet = Fleet::start(vec![device], "127.64.9.8/30".parse().unwrap(), SNMP_PORT).unwrap();
+    let ip = fleet.addresses[0].ip();
+    let mut full = Vec::new();
+    let args = SweepArgs::new(vec![ip.to_string()], SNMP_PORT);
+    crate::sweep::sweep(&args, false, &mut |_, snap, _| {
+        full.push(snap.identity.serial.as_str().to_string());
+    })
+    .unwrap();
+    assert_eq!(full, ["VNB3K41234"], "a collection takes it for a printer");
+    let reader = identity::over_snmp(SweepArgs::new(Vec::new(), SNMP_PORT));
+    assert_eq!(reader(ip).as_deref(), Ok("VNB3K41234"));
+}
