@@ -421,10 +421,10 @@ async fn relayed(shared: &Arc<Shared>, agent: &str, body: &[u8]) -> Reply {
 }
 
 impl crate::web_access::Host for Shared {
-    fn may_open(&self, operator: &str) -> bool {
+    fn may_open(&self, opener: crate::web_access::Opener) -> bool {
         self.lock_store()
-            .operator_role(operator)
-            .is_ok_and(|role| role == Some(crate::store::Role::Dealer))
+            .operator_standing(opener.operator_id)
+            .is_ok_and(|s| s == Some((crate::store::Role::Dealer, opener.dealer_id)))
     }
 
     fn log_request(&self, device_id: i64, r: WebRequest) {
@@ -1180,10 +1180,15 @@ fn open_web(
         Err(r) => return plain(r.status, &r.reason),
     };
     drop(store);
-    let entry = match shared
-        .tunnels
-        .start(shared.clone(), &opened, &session.operator)
-    {
+    let entry = match shared.tunnels.start(
+        shared.clone(),
+        &opened,
+        &session.operator,
+        crate::web_access::Opener {
+            operator_id: session.operator_id,
+            dealer_id: session.dealer_id,
+        },
+    ) {
         Ok(port) => port,
         Err(e) => {
             let _ = shared.lock_store().close_web_session(opened.id, &e);

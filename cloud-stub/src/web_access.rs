@@ -61,11 +61,21 @@ pub struct Answered {
     pub refused: Option<String>,
 }
 
+/// The operator who opened a session: their row and dealer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Opener {
+    pub operator_id: i64,
+    pub dealer_id: i64,
+}
+
 /// One open session.
 pub struct Tunnel {
     pub id: u64,
     pub agent: String,
     pub operator: String,
+    /// Who opened it, by the operator's row and dealer, not the name: an
+    /// operator removed and added again under the name is someone else.
+    opener: Opener,
     pub device_id: i64,
     pub port: u16,
     /// The entry key's hash; the key works once.
@@ -142,8 +152,9 @@ impl std::fmt::Debug for Tunnels {
 /// log and the session's end, and the log.
 pub trait Host: Send + Sync + 'static {
     /// Whether `operator` may still open devices (not removed, still a
-    /// dealer operator: another process may have changed it).
-    fn may_open(&self, operator: &str) -> bool;
+    /// dealer operator of the same dealer: another process may have
+    /// changed it).
+    fn may_open(&self, opener: Opener) -> bool;
     fn log_request(&self, device_id: i64, r: WebRequest);
     fn session_ended(&self, id: u64, reason: &str);
     fn log(&self, line: &str);
@@ -211,6 +222,7 @@ impl Tunnels {
         host: Arc<H>,
         opened: &OpenedWeb,
         operator: &str,
+        opener: Opener,
     ) -> Result<u16, String> {
         let (acceptor, ip) = self
             .entry
@@ -238,6 +250,7 @@ impl Tunnels {
             id: opened.id,
             agent: opened.agent_id.clone(),
             operator: operator.to_string(),
+            opener,
             device_id: opened.device_id,
             port,
             key_hash: secret::hash(&opened.key),
@@ -697,7 +710,7 @@ where
         respond(&mut s, st, &h, &b).await;
         return;
     }
-    if !host.may_open(&t.operator) {
+    if !host.may_open(t.opener) {
         log(403, 0, Some("the operator may no longer open devices"));
         let (st, h, b) = page(403, "the operator may no longer open devices");
         respond(&mut s, st, &h, &b).await;

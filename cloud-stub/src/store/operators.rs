@@ -225,18 +225,25 @@ impl Store {
         Ok(out)
     }
 
-    /// The role of operator `name`, if there is one: asked on every
-    /// request of a web access session, so one row, not the list.
-    pub fn operator_role(&self, name: &str) -> Result<Option<Role>, String> {
-        let role: Option<String> = self
+    /// The role and dealer of operator row `id`, if it still exists:
+    /// asked on every request of a web access session, so one row, not
+    /// the list.
+    pub fn operator_standing(&self, id: i64) -> Result<Option<(Role, i64)>, String> {
+        let row: Option<(String, i64)> = self
             .conn
-            .query_row("SELECT role FROM operators WHERE name = ?1", [name], |r| {
-                r.get(0)
-            })
+            .query_row(
+                "SELECT role, dealer_id FROM operators WHERE id = ?1",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
             .optional()
             .map_err(|e| e.to_string())?;
-        role.map(|r| Role::parse(&r).ok_or_else(|| format!("operator {name}: role {r:?}")))
-            .transpose()
+        row.map(|(r, dealer)| {
+            Role::parse(&r)
+                .map(|role| (role, dealer))
+                .ok_or_else(|| format!("operator {id}: role {r:?}"))
+        })
+        .transpose()
     }
 
     /// Removes an operator and ends its sessions.
@@ -408,9 +415,18 @@ mod tests {
                 ("vi".to_string(), Role::Viewer, "default".to_string())
             ]
         );
-        assert_eq!(s.operator_role("vi"), Ok(Some(Role::Viewer)));
-        assert_eq!(s.operator_role("jo@dealer.example"), Ok(Some(Role::Dealer)));
-        assert_eq!(s.operator_role("nobody"), Ok(None));
+        let standing = |s: &Store, name: &str| {
+            let id: i64 = s
+                .connection()
+                .query_row("SELECT id FROM operators WHERE name = ?1", [name], |r| {
+                    r.get(0)
+                })
+                .unwrap();
+            s.operator_standing(id).unwrap().map(|(role, _)| role)
+        };
+        assert_eq!(standing(&s, "vi"), Some(Role::Viewer));
+        assert_eq!(standing(&s, "jo@dealer.example"), Some(Role::Dealer));
+        assert_eq!(s.operator_standing(9999), Ok(None));
         let t = 1_800_000_000;
         let code = new.totp.code_at(t);
         let jo = "jo@dealer.example";
