@@ -191,6 +191,7 @@ impl WebAccess {
             link: (self.connect)(),
             identity: self.identity.clone(),
             ports: self.ports.clone(),
+            moved_from: None,
             limits: self.limits,
             clock: clock(),
             log,

@@ -54,6 +54,9 @@ pub struct Relay {
     /// The web ports the agent relays to: a device that redirects to
     /// itself on one of these is followed there.
     pub ports: Vec<u16>,
+    /// Where the session was before a redirect moved it: it goes back there
+    /// if the device cannot be reached where it moved to.
+    pub moved_from: Option<(std::net::SocketAddr, bool)>,
     pub limits: Limits,
     pub clock: Clock,
     pub log: Log,
@@ -285,6 +288,23 @@ impl Relay {
         if (300..400).contains(&reply.status) {
             self.keep_redirect_in_session(&mut reply);
         }
+        // Connection-level failures (502, 504 from the agent itself) where a
+        // redirect moved the session: a printer whose HTTPS is broken must
+        // not leave the session stuck there.
+        if reply.refused.is_some()
+            && matches!(reply.status, 502 | 504)
+            && let Some((target, https)) = self.moved_from.take()
+        {
+            self.log.warn(format!(
+                "web access session {}: {}://{} failed; the session goes back to {}://{target}",
+                self.opening.session,
+                scheme(self.opening.https),
+                self.opening.target,
+                scheme(https)
+            ));
+            self.opening.target = target;
+            self.opening.https = https;
+        }
         match &reply.refused {
             None => self.log.info(format!(
                 "{what} -> {} ({} bytes)",
@@ -333,8 +353,9 @@ impl Relay {
                     self.log.info(format!(
                         "web access session {}: the device moved to {}://{to}; the session follows",
                         o.session,
-                        if https { "https" } else { "http" }
+                        scheme(https)
                     ));
+                    self.moved_from.get_or_insert((o.target, o.https));
                     o.target = to;
                     o.https = https;
                     rest
@@ -349,4 +370,8 @@ impl Relay {
         }
         reply.head = kept.into_bytes();
     }
+}
+
+fn scheme(https: bool) -> &'static str {
+    if https { "https" } else { "http" }
 }

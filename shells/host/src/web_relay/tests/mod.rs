@@ -527,3 +527,32 @@ fn a_device_redirecting_to_itself_keeps_the_browser_in_the_session() {
     );
     assert!(moved.requests()[0].contains(&format!("Host: {to}\r\n")));
 }
+
+#[test]
+fn a_session_moved_where_nothing_answers_goes_back() {
+    // A port of the device's address with nothing listening (taken, then
+    // let go): its "HTTPS" is broken.
+    let dead = std::net::TcpListener::bind(("127.64.12.1", 0))
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let plain = Device::serve([127, 64, 12, 1], move |mut s| {
+        let request = read_request_from(&mut s);
+        let head = format!("Location: http://{dead}/\r\n");
+        std::io::Write::write_all(&mut s, &answer("302 Found", &head, "")).unwrap();
+        request
+    });
+    let cloud = FakeCloud::new(vec![get("/"), get("/"), get("/again"), Step::Idle]);
+    let ids = Identities::always(SERIAL);
+    let mut r = relay(&cloud, opening(plain.addr, 600), &ids);
+    r.ports = vec![plain.addr.port(), dead.port()];
+    assert_eq!(r.run(), Ended::Closed);
+    let a = cloud.answers();
+    let statuses: Vec<u16> = a.iter().map(|a| a.status).collect();
+    // Moved by the first answer; the second request finds nothing there
+    // and the session goes back, so the third reaches the device again.
+    assert_eq!(statuses, [302, 502, 302], "{a:?}");
+    assert!(a[1].refused.as_deref().unwrap().contains("unreachable"));
+    assert_eq!(plain.connections(), 2);
+    assert!(plain.requests()[1].starts_with("GET /again HTTP/1.0\r\n"));
+}

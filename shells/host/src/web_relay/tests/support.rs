@@ -247,6 +247,7 @@ pub fn relay(cloud: &FakeCloud, opening: Opening, ids: &Identities) -> Relay {
         link: Box::new(cloud.clone()),
         identity: ids.reader(),
         ports: crate::web_relay::ports(&[]),
+        moved_from: None,
         limits: limits(),
         clock: cloud.time(),
         log: Log::new("test"),
