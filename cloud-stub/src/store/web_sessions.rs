@@ -5,7 +5,7 @@
 
 use super::{Refusal, Store, audit_in};
 use dca_core::sync::message::capability;
-use dca_core::sync::web_access::MAX_TTL;
+use dca_core::sync::web_access::{self, MAX_TTL};
 use rusqlite::{OptionalExtension, params};
 
 /// The tables, created with the rest of the schema.
@@ -69,14 +69,10 @@ pub struct WebRequest {
     pub refused: Option<String>,
 }
 
-fn scheme(https: bool) -> &'static str {
-    if https { "https" } else { "http" }
-}
-
 impl OpenedWeb {
     /// "https" or "http", as the agent's task and the logs say it.
     pub fn scheme(&self) -> &'static str {
-        scheme(self.https)
+        web_access::scheme(self.https)
     }
 }
 
@@ -166,7 +162,7 @@ impl Store {
             "web_session_opened",
             &format!(
                 "session {id}: {operator} opened device {device_id} ({serial}) at {}://{target} for {ttl_s} s",
-                scheme(https)
+                web_access::scheme(https)
             ),
         )?;
         tx.commit()?;

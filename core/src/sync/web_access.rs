@@ -104,6 +104,11 @@ impl Opening {
         }
     }
 
+    /// "https" or "http", as the task names it.
+    pub fn scheme(&self) -> &'static str {
+        scheme(self.https)
+    }
+
     /// Whether the agent may connect to this target at all: a web port it
     /// allows (`ports`), so a cloud cannot turn it into a scanner of other
     /// services.
@@ -123,6 +128,11 @@ fn socket_addr(v: &str) -> Option<SocketAddr> {
         None => host,
     };
     Some(SocketAddr::new(host.parse().ok()?, port.parse().ok()?))
+}
+
+/// A scheme's name as `open_web` and the logs write it.
+pub fn scheme(https: bool) -> &'static str {
+    if https { "https" } else { "http" }
 }
 
 /// A serial a session can name: printable, without the task's separators

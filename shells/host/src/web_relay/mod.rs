@@ -178,10 +178,10 @@ impl WebAccess {
                 session,
             }
         };
-        let scheme = if opening.https { "https" } else { "http" };
         let start = format!(
-            "web access session {session}: relaying to {scheme}://{target} (device serial {}) \
+            "web access session {session}: relaying to {}://{target} (device serial {}) \
              for {} s at most",
+            opening.scheme(),
             opening.serial.as_str(),
             opening.ttl.millis() / 1000
         );

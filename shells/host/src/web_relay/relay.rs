@@ -298,9 +298,9 @@ impl Relay {
             self.log.warn(format!(
                 "web access session {}: {}://{} failed; the session goes back to {}://{target}",
                 self.opening.session,
-                scheme(self.opening.https),
+                self.opening.scheme(),
                 self.opening.target,
-                scheme(https)
+                web_access::scheme(https)
             ));
             self.opening.target = target;
             self.opening.https = https;
@@ -353,7 +353,7 @@ impl Relay {
                     self.log.info(format!(
                         "web access session {}: the device moved to {}://{to}; the session follows",
                         o.session,
-                        scheme(https)
+                        web_access::scheme(https)
                     ));
                     self.moved_from.get_or_insert((o.target, o.https));
                     o.target = to;
@@ -370,8 +370,4 @@ impl Relay {
         }
         reply.head = kept.into_bytes();
     }
-}
-
-fn scheme(https: bool) -> &'static str {
-    if https { "https" } else { "http" }
 }
